@@ -1,0 +1,475 @@
+//! The keyspace: versioned entries, last writer wins, tombstones.
+//!
+//! Every change — a client's write, a replayed log record, a write from a
+//! peer — goes through [`Store::apply`], so the three can never disagree.
+//!
+//! Layout: entries live in a dense `Vec` and a `hashbrown::HashTable<u32>`
+//! maps a key's hash to its index. The dense array makes a scan resumable by
+//! index (compaction and peer sync walk it a chunk per loop iteration) and
+//! keeps the per-key overhead to one slot of the array plus four bytes of
+//! table. Removal (`swap_remove`) moves an entry, so it happens only at safe
+//! points chosen by the server: never while a scan is under way.
+//!
+//! The store keeps an undo journal of the current loop iteration: if the log
+//! cannot be written, [`Store::rollback`] restores the state before the
+//! writes that the log could not take, so a write is never applied without
+//! being logged. [`Store::commit`] forgets the journal (and frees what the
+//! writes replaced) once the log has the writes.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use super::record::{Op, Record, Version};
+
+/// One key's state. A tombstone keeps the key and version of a delete so a
+/// late, older write from a peer cannot bring the key back.
+#[derive(Debug)]
+struct Entry {
+    /// Key bytes followed by value bytes: one allocation per key.
+    data: Box<[u8]>,
+    version: Version,
+    klen: u32,
+    /// Seconds since the Unix epoch at which the key was deleted; 0 = live.
+    deleted_at: u32,
+}
+
+impl Entry {
+    fn key(&self) -> &[u8] {
+        &self.data[..self.klen as usize]
+    }
+    fn value(&self) -> Option<&[u8]> {
+        (self.deleted_at == 0).then(|| &self.data[self.klen as usize..])
+    }
+    fn is_live(&self) -> bool {
+        self.deleted_at == 0
+    }
+    /// What this entry weighs as a log record, the measure of "live data"
+    /// that decides when the log is worth compacting.
+    fn record_len(&self) -> u64 {
+        (super::record::FRAME_HEADER + super::record::PAYLOAD_FIXED + self.data.len()) as u64
+    }
+}
+
+/// A read-only view of one slot, for scans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The value, or `None` for a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// The version of the last write to the key.
+    pub version: Version,
+}
+
+/// What [`Store::apply`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The write took effect; `was_live` says whether the key had a value before.
+    Done {
+        /// Whether the key held a value before this write.
+        was_live: bool,
+    },
+    /// The store already holds a newer version of the key (or a FLUSHALL newer
+    /// than the write): nothing changed.
+    Stale,
+    /// The record is not a write to the keyspace (a watermark).
+    NotAWrite,
+}
+
+enum Undo {
+    /// Slot `idx` held `prev` before the write.
+    Replaced { idx: u32, prev: Entry },
+    /// The write appended slot `idx` (always the last one when undone).
+    Inserted { idx: u32 },
+    /// A FLUSHALL replaced the whole keyspace.
+    Flushed { entries: Vec<Entry>, index: HashTable<u32>, floor: Version, live: usize, data_bytes: u64 },
+}
+
+/// The keyspace. See the module docs.
+pub struct Store {
+    index: HashTable<u32>,
+    entries: Vec<Entry>,
+    hasher: foldhash::fast::RandomState,
+    /// Writes with a version at or below this are dropped: the last FLUSHALL.
+    floor: Version,
+    /// The Lamport clock: the highest counter this node has seen or made.
+    clock: u64,
+    keep_tombstones: bool,
+    live: usize,
+    data_bytes: u64,
+    journal: Vec<Undo>,
+    /// Tombstones made since the last sweep, for stores that keep none.
+    fresh_tombstones: Vec<u32>,
+}
+
+impl Store {
+    /// An empty store. `keep_tombstones` is for nodes with peers: deletes
+    /// leave a tombstone until [`Store::sweep_expired`] reclaims it.
+    pub fn new(keep_tombstones: bool) -> Store {
+        Store {
+            index: HashTable::new(),
+            entries: Vec::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            floor: Version(0),
+            clock: 0,
+            keep_tombstones,
+            live: 0,
+            data_bytes: 0,
+            journal: Vec::new(),
+            fresh_tombstones: Vec::new(),
+        }
+    }
+
+    fn find(&self, key: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        let entries = &self.entries;
+        self.index.find(hash, |&i| entries[i as usize].key() == key).copied()
+    }
+
+    /// The value of a live key.
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.find(key).and_then(|i| self.entries[i as usize].value())
+    }
+
+    /// Whether `key` holds a value.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The version of the last write to `key`, tombstones included.
+    pub fn version_of(&self, key: &[u8]) -> Option<Version> {
+        self.find(key).map(|i| self.entries[i as usize].version)
+    }
+
+    /// A fresh version for a write made on this node: newer than anything
+    /// the store has seen, so a local write always wins.
+    pub fn next_version(&mut self, node: u16) -> Version {
+        self.clock += 1;
+        Version::new(self.clock, node)
+    }
+
+    /// Moves the clock past `counter` (a version seen from elsewhere).
+    pub fn observe(&mut self, counter: u64) {
+        self.clock = self.clock.max(counter);
+    }
+
+    /// The Lamport clock.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// The last FLUSHALL's version (0 if none).
+    pub fn floor(&self) -> Version {
+        self.floor
+    }
+
+    /// Live keys.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether no key holds a value.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Tombstones held.
+    pub fn tombstones(&self) -> usize {
+        self.entries.len() - self.live
+    }
+
+    /// Bytes a log holding exactly this state would take (records only).
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// Slots, live or not: the bound of a scan.
+    pub fn slots(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Slot `i` of a scan, if there is one.
+    pub fn slot(&self, i: usize) -> Option<Slot<'_>> {
+        self.entries.get(i).map(|e| Slot { key: e.key(), value: e.value(), version: e.version })
+    }
+
+    /// Applies one write, if it is newer than what the store holds.
+    /// `now` (seconds since the epoch) stamps tombstones.
+    pub fn apply(&mut self, rec: &Record<'_>, now: u32) -> Applied {
+        if matches!(rec.op, Op::Watermark) {
+            return Applied::NotAWrite;
+        }
+        self.observe(rec.version.counter());
+        if rec.version <= self.floor {
+            return Applied::Stale;
+        }
+        match rec.op {
+            Op::Put => self.write(rec.key, Some(rec.value), rec.version, now),
+            Op::Del => self.write(rec.key, None, rec.version, now),
+            Op::FlushAll => {
+                let entries = std::mem::take(&mut self.entries);
+                let index = std::mem::take(&mut self.index);
+                let was_live = self.live > 0;
+                self.journal.push(Undo::Flushed {
+                    entries,
+                    index,
+                    floor: self.floor,
+                    live: self.live,
+                    data_bytes: self.data_bytes,
+                });
+                self.floor = rec.version;
+                self.live = 0;
+                self.data_bytes = 0;
+                self.fresh_tombstones.clear();
+                Applied::Done { was_live }
+            }
+            Op::Watermark => Applied::NotAWrite,
+        }
+    }
+
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>, version: Version, now: u32) -> Applied {
+        let mut data = Vec::with_capacity(key.len() + value.map_or(0, <[u8]>::len));
+        data.extend_from_slice(key);
+        data.extend_from_slice(value.unwrap_or_default());
+        let entry = Entry {
+            data: data.into_boxed_slice(),
+            version,
+            klen: key.len() as u32,
+            deleted_at: if value.is_some() { 0 } else { now.max(1) },
+        };
+        match self.find(key) {
+            Some(idx) => {
+                let slot = &mut self.entries[idx as usize];
+                if slot.version >= version {
+                    return Applied::Stale;
+                }
+                let was_live = slot.is_live();
+                let prev = std::mem::replace(slot, entry);
+                self.account_remove(&prev);
+                self.account_add(idx);
+                self.journal.push(Undo::Replaced { idx, prev });
+                Applied::Done { was_live }
+            }
+            None => {
+                // A delete of a key never seen needs a tombstone only where
+                // a peer may still send an older write of it.
+                if value.is_none() && !self.keep_tombstones {
+                    return Applied::Done { was_live: false };
+                }
+                let idx = self.entries.len() as u32;
+                let hash = self.hasher.hash_one(key);
+                self.entries.push(entry);
+                let (entries, hasher) = (&self.entries, &self.hasher);
+                self.index.insert_unique(hash, idx, |&i| hasher.hash_one(entries[i as usize].key()));
+                self.account_add(idx);
+                self.journal.push(Undo::Inserted { idx });
+                Applied::Done { was_live: false }
+            }
+        }
+    }
+
+    fn account_add(&mut self, idx: u32) {
+        let e = &self.entries[idx as usize];
+        self.data_bytes += e.record_len();
+        if e.is_live() {
+            self.live += 1;
+        } else if !self.keep_tombstones {
+            self.fresh_tombstones.push(idx);
+        }
+    }
+
+    fn account_remove(&mut self, e: &Entry) {
+        self.data_bytes -= e.record_len();
+        if e.is_live() {
+            self.live -= 1;
+        }
+    }
+
+    /// The log has every write applied since the last commit: forget how to
+    /// undo them (this is where replaced values are freed).
+    pub fn commit(&mut self) {
+        self.journal.clear();
+    }
+
+    /// The log could not take the writes applied since the last commit:
+    /// undo them, newest first.
+    pub fn rollback(&mut self) {
+        while let Some(undo) = self.journal.pop() {
+            match undo {
+                Undo::Replaced { idx, prev } => {
+                    let cur = std::mem::replace(&mut self.entries[idx as usize], prev);
+                    self.account_remove(&cur);
+                    self.data_bytes += self.entries[idx as usize].record_len();
+                    if self.entries[idx as usize].is_live() {
+                        self.live += 1;
+                    }
+                }
+                Undo::Inserted { idx } => {
+                    debug_assert_eq!(idx as usize + 1, self.entries.len());
+                    if let Some(cur) = self.entries.pop() {
+                        let hash = self.hasher.hash_one(cur.key());
+                        if let Ok(found) = self.index.find_entry(hash, |&i| i == idx) {
+                            found.remove();
+                        }
+                        self.account_remove(&cur);
+                    }
+                }
+                Undo::Flushed { entries, index, floor, live, data_bytes } => {
+                    self.entries = entries;
+                    self.index = index;
+                    self.floor = floor;
+                    self.live = live;
+                    self.data_bytes = data_bytes;
+                }
+            }
+        }
+        self.fresh_tombstones.retain(|&i| (i as usize) < self.entries.len());
+    }
+
+    /// Removes slot `idx` (a tombstone) by moving the last slot into it.
+    /// Only at a safe point: no scan under way, journal committed.
+    fn remove_at(&mut self, idx: u32) {
+        debug_assert!(self.journal.is_empty());
+        let hash = self.hasher.hash_one(self.entries[idx as usize].key());
+        if let Ok(found) = self.index.find_entry(hash, |&i| i == idx) {
+            found.remove();
+        }
+        let last = (self.entries.len() - 1) as u32;
+        if idx != last {
+            let moved_hash = self.hasher.hash_one(self.entries[last as usize].key());
+            if let Some(slot) = self.index.find_mut(moved_hash, |&i| i == last) {
+                *slot = idx;
+            }
+        }
+        let gone = self.entries.swap_remove(idx as usize);
+        self.account_remove(&gone);
+    }
+
+    /// Frees the tombstones a store without peers made since the last sweep.
+    /// Only at a safe point (see [`Store::remove_at`]).
+    pub fn sweep_fresh_tombstones(&mut self) {
+        if self.fresh_tombstones.is_empty() {
+            return;
+        }
+        let mut fresh = std::mem::take(&mut self.fresh_tombstones);
+        fresh.sort_unstable_by(|a, b| b.cmp(a));
+        fresh.dedup();
+        for &idx in &fresh {
+            if self.entries.get(idx as usize).is_some_and(|e| !e.is_live()) {
+                self.remove_at(idx);
+            }
+        }
+        fresh.clear();
+        self.fresh_tombstones = fresh; // keep the allocation
+    }
+
+    /// Frees tombstones deleted at or before `cutoff` (seconds since the
+    /// epoch), returning how many. Only at a safe point.
+    pub fn sweep_expired(&mut self, cutoff: u32) -> usize {
+        let mut freed = 0;
+        let mut i = self.entries.len();
+        while i > 0 {
+            i -= 1;
+            let e = &self.entries[i];
+            if !e.is_live() && e.deleted_at <= cutoff {
+                self.remove_at(i as u32);
+                freed += 1;
+            }
+        }
+        freed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::record::FLAG_ORDERED;
+
+    fn put<'a>(key: &'a [u8], value: &'a [u8], v: Version) -> Record<'a> {
+        Record { op: Op::Put, flags: FLAG_ORDERED, version: v, key, value }
+    }
+    fn del(key: &[u8], v: Version) -> Record<'_> {
+        Record { op: Op::Del, flags: FLAG_ORDERED, version: v, key, value: b"" }
+    }
+
+    #[test]
+    fn newer_write_wins_in_any_order() {
+        let (a, b) = (put(b"k", b"1", Version::new(1, 1)), put(b"k", b"2", Version::new(1, 2)));
+        let mut s1 = Store::new(true);
+        s1.apply(&a, 1);
+        s1.apply(&b, 1);
+        let mut s2 = Store::new(true);
+        s2.apply(&b, 1);
+        assert_eq!(s2.apply(&a, 1), Applied::Stale);
+        assert_eq!(s1.get(b"k"), Some(&b"2"[..]));
+        assert_eq!(s2.get(b"k"), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn tombstone_blocks_older_write() {
+        let mut s = Store::new(true);
+        s.apply(&put(b"k", b"v", Version::new(1, 1)), 1);
+        assert_eq!(s.apply(&del(b"k", Version::new(3, 1)), 1), Applied::Done { was_live: true });
+        assert_eq!(s.apply(&put(b"k", b"old", Version::new(2, 2)), 1), Applied::Stale);
+        assert_eq!(s.get(b"k"), None);
+        assert_eq!((s.len(), s.tombstones()), (0, 1));
+        s.commit();
+        assert_eq!(s.sweep_expired(0), 0);
+        assert_eq!(s.sweep_expired(1), 1);
+        assert_eq!(s.slots(), 0);
+    }
+
+    #[test]
+    fn flushall_drops_older_writes_only() {
+        let mut s = Store::new(true);
+        s.apply(&put(b"a", b"1", Version::new(1, 1)), 1);
+        let flush = Record { op: Op::FlushAll, flags: 0, version: Version::new(5, 1), key: b"", value: b"" };
+        s.apply(&flush, 1);
+        assert!(s.is_empty());
+        assert_eq!(s.apply(&put(b"b", b"late", Version::new(4, 2)), 1), Applied::Stale);
+        s.apply(&put(b"c", b"new", Version::new(6, 2)), 1);
+        assert_eq!(s.get(b"c"), Some(&b"new"[..]));
+        assert_eq!(s.clock(), 6);
+    }
+
+    #[test]
+    fn rollback_restores_exact_state() {
+        let mut s = Store::new(false);
+        s.apply(&put(b"a", b"1", Version::new(1, 1)), 1);
+        s.apply(&put(b"b", b"2", Version::new(2, 1)), 1);
+        s.commit();
+        let before: Vec<_> = (0..s.slots()).map(|i| format!("{:?}", s.slot(i))).collect();
+        let bytes = s.data_bytes();
+        s.apply(&put(b"a", b"changed", Version::new(3, 1)), 1);
+        s.apply(&del(b"b", Version::new(4, 1)), 1);
+        s.apply(&put(b"new", b"x", Version::new(5, 1)), 1);
+        let flush = Record { op: Op::FlushAll, flags: 0, version: Version::new(6, 1), key: b"", value: b"" };
+        s.apply(&flush, 1);
+        s.apply(&put(b"after", b"y", Version::new(7, 1)), 1);
+        s.rollback();
+        let after: Vec<_> = (0..s.slots()).map(|i| format!("{:?}", s.slot(i))).collect();
+        assert_eq!(before, after);
+        assert_eq!((s.len(), s.data_bytes()), (2, bytes));
+        assert_eq!(s.get(b"a"), Some(&b"1"[..]));
+        assert_eq!(s.get(b"new"), None);
+    }
+
+    #[test]
+    fn sweep_fresh_keeps_index_consistent() {
+        let mut s = Store::new(false);
+        for i in 0..100u32 {
+            s.apply(&put(&i.to_le_bytes(), b"v", Version::new(u64::from(i) + 1, 1)), 1);
+        }
+        for i in (0..100u32).step_by(3) {
+            s.apply(&del(&i.to_le_bytes(), Version::new(1000 + u64::from(i), 1)), 1);
+        }
+        s.commit();
+        s.sweep_fresh_tombstones();
+        assert_eq!(s.tombstones(), 0);
+        for i in 0..100u32 {
+            assert_eq!(s.get(&i.to_le_bytes()).is_some(), i % 3 != 0, "key {i}");
+        }
+        assert_eq!(s.len(), s.slots());
+    }
+}

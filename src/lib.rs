@@ -1,0 +1,4 @@
+//! kvstore: a small distributed key-value store.
+
+pub mod core;
+pub mod proto;
