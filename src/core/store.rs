@@ -99,6 +99,8 @@ pub struct Store {
     live: usize,
     data_bytes: u64,
     journal: Vec<Undo>,
+    /// Off during replay, where there is nothing to roll back to.
+    journaling: bool,
     /// Tombstones made since the last sweep, for stores that keep none.
     fresh_tombstones: Vec<u32>,
 }
@@ -117,6 +119,7 @@ impl Store {
             live: 0,
             data_bytes: 0,
             journal: Vec::new(),
+            journaling: true,
             fresh_tombstones: Vec::new(),
         }
     }
@@ -211,7 +214,7 @@ impl Store {
                 let entries = std::mem::take(&mut self.entries);
                 let index = std::mem::take(&mut self.index);
                 let was_live = self.live > 0;
-                self.journal.push(Undo::Flushed {
+                self.journal(Undo::Flushed {
                     entries,
                     index,
                     floor: self.floor,
@@ -248,7 +251,7 @@ impl Store {
                 let prev = std::mem::replace(slot, entry);
                 self.account_remove(&prev);
                 self.account_add(idx);
-                self.journal.push(Undo::Replaced { idx, prev });
+                self.journal(Undo::Replaced { idx, prev });
                 Applied::Done { was_live }
             }
             None => {
@@ -263,7 +266,7 @@ impl Store {
                 let (entries, hasher) = (&self.entries, &self.hasher);
                 self.index.insert_unique(hash, idx, |&i| hasher.hash_one(entries[i as usize].key()));
                 self.account_add(idx);
-                self.journal.push(Undo::Inserted { idx });
+                self.journal(Undo::Inserted { idx });
                 Applied::Done { was_live: false }
             }
         }
@@ -283,6 +286,18 @@ impl Store {
         self.data_bytes -= e.record_len();
         if e.is_live() {
             self.live -= 1;
+        }
+    }
+
+    /// Turns the undo journal off (replay) or back on.
+    pub fn set_journaling(&mut self, on: bool) {
+        self.journal.clear();
+        self.journaling = on;
+    }
+
+    fn journal(&mut self, undo: Undo) {
+        if self.journaling {
+            self.journal.push(undo);
         }
     }
 

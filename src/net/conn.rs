@@ -1,0 +1,274 @@
+//! One TCP connection's socket and buffers, client or peer link alike.
+//!
+//! Input is read into a buffer with a start offset: requests are consumed by
+//! moving the offset, and the unconsumed tail is moved to the front once per
+//! batch, not once per request. Output is appended by encoders and written
+//! once per loop iteration; what the socket did not take stays for the next
+//! WRITABLE event. Both directions read or write until `WouldBlock`, as
+//! mio's edge-triggered readiness requires.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use mio::net::TcpStream;
+
+/// Initial and minimum input buffer size. Grown by doubling when a read
+/// fills it; an idle connection holds no buffer at all.
+const INPUT_CHUNK: usize = 16 << 10;
+/// Output buffers larger than this are released once written, so one big
+/// reply does not pin memory for the connection's lifetime.
+const OUTPUT_KEEP: usize = 1 << 20;
+
+/// Input bytes with a consumed offset.
+#[derive(Debug, Default)]
+pub struct InBuf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl InBuf {
+    /// The unconsumed bytes.
+    pub fn pending(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+    /// Marks `n` bytes as consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
+        debug_assert!(self.start <= self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+    /// Unconsumed byte count.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+    /// Releases the buffer of an idle connection.
+    pub fn release_if_empty(&mut self) {
+        if self.is_empty() && self.data.len() > INPUT_CHUNK {
+            self.data = Vec::new();
+        }
+    }
+
+    /// Makes room at the end for at least one read, compacting first.
+    fn make_room(&mut self) {
+        if self.start > 0 && (self.end == self.data.len() || self.start >= self.data.len() / 2) {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.data.len() {
+            let grown = (self.data.len() * 2).max(INPUT_CHUNK);
+            self.data.resize(grown, 0);
+        }
+    }
+
+    /// Reads from `r` until it would block, it reports end of stream, or
+    /// `limit` pending bytes are buffered.
+    pub fn fill(&mut self, r: &mut impl Read, limit: usize) -> io::Result<Fill> {
+        let mut got = 0;
+        loop {
+            if self.len() >= limit {
+                return Ok(Fill { got, eof: false, blocked: false });
+            }
+            self.make_room();
+            match r.read(&mut self.data[self.end..]) {
+                Ok(0) => return Ok(Fill { got, eof: true, blocked: false }),
+                Ok(n) => {
+                    self.end += n;
+                    got += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Fill { got, eof: false, blocked: true });
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// What [`InBuf::fill`] saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Fill {
+    /// Bytes read.
+    pub got: usize,
+    /// The peer closed its side.
+    pub eof: bool,
+    /// The socket had nothing more (WouldBlock): no need to read again
+    /// before the next readable event.
+    pub blocked: bool,
+}
+
+/// Output bytes with a written offset.
+#[derive(Debug, Default)]
+pub struct OutBuf {
+    /// Encoded replies; encoders append here.
+    pub data: Vec<u8>,
+    written: usize,
+}
+
+impl OutBuf {
+    /// Bytes not yet written.
+    pub fn len(&self) -> usize {
+        self.data.len() - self.written
+    }
+    /// Whether everything was written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Bytes of `data` already written (the unwritten ones follow).
+    pub fn written(&self) -> usize {
+        self.written
+    }
+    /// Writes until done or the socket would block. Returns bytes written.
+    pub fn flush(&mut self, w: &mut impl Write) -> io::Result<usize> {
+        let mut total = 0;
+        while self.written < self.data.len() {
+            match w.write(&self.data[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n;
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.written == self.data.len() {
+            self.written = 0;
+            self.data.clear();
+            if self.data.capacity() > OUTPUT_KEEP {
+                self.data = Vec::new();
+            }
+        }
+        Ok(total)
+    }
+    /// Drops everything not yet written, and everything after byte `at` of
+    /// the unwritten data that the caller wants to retract.
+    pub fn truncate_unwritten(&mut self, at: usize) {
+        self.data.truncate(at.max(self.written));
+    }
+}
+
+/// A socket with its buffers and the bookkeeping the reactor needs.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The other end.
+    pub addr: SocketAddr,
+    /// Unconsumed input.
+    pub input: InBuf,
+    /// Unwritten output.
+    pub output: OutBuf,
+    /// Close once the output is written (QUIT, protocol error, EOF).
+    pub closing: bool,
+    /// Input is not processed while the output is over its soft limit.
+    pub paused: bool,
+    /// The last read stopped before `WouldBlock` (a limit or a pause), so
+    /// bytes may wait in the socket with no readable event to come.
+    pub unread: bool,
+    /// Already on the list of connections to flush this iteration.
+    pub queued: bool,
+    /// Output offset of the first reply that waits for the log: replies
+    /// from here on are retracted if the log write fails.
+    pub unacked_at: Option<usize>,
+}
+
+impl Conn {
+    /// Wraps an accepted or connecting socket.
+    pub fn new(stream: TcpStream, addr: SocketAddr) -> Conn {
+        Conn {
+            stream,
+            addr,
+            input: InBuf::default(),
+            output: OutBuf::default(),
+            closing: false,
+            paused: false,
+            unread: false,
+            queued: false,
+            unacked_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out its bytes in fixed-size pieces, then blocks.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn fill_consume_compact_keeps_bytes_in_order() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut buf = InBuf::default();
+        let mut seen = Vec::new();
+        let mut r = Trickle(&data, 777);
+        loop {
+            let f = buf.fill(&mut r, 5000).unwrap();
+            let take = buf.len().min(1234);
+            seen.extend_from_slice(&buf.pending()[..take]);
+            buf.consume(take);
+            if f.blocked && buf.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(seen, data);
+    }
+
+    #[test]
+    fn fill_stops_at_limit() {
+        let data = vec![7u8; 100_000];
+        let mut buf = InBuf::default();
+        let f = buf.fill(&mut Trickle(&data, 10_000), 30_000).unwrap();
+        assert!(!f.blocked && buf.len() >= 30_000 && buf.len() < 40_000);
+    }
+
+    #[test]
+    fn partial_writes_resume() {
+        struct Slow(Vec<u8>, usize);
+        impl Write for Slow {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.1 == 0 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                self.1 -= 1;
+                let n = b.len().min(3);
+                self.0.extend_from_slice(&b[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = OutBuf::default();
+        out.data.extend_from_slice(b"hello world");
+        let mut w = Slow(vec![], 2);
+        assert_eq!(out.flush(&mut w).unwrap(), 6);
+        assert_eq!(out.len(), 5);
+        w.1 = 10;
+        out.flush(&mut w).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(w.0, b"hello world");
+    }
+}
