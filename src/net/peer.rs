@@ -340,7 +340,7 @@ mod tests {
         assert_eq!(parse_reply(b":12\r"), Ok(None));
         assert_eq!(parse_reply(b"-ERR no\r\n"), Ok(Some((LinkReply::Error(b"ERR no"), 9))));
         assert!(parse_reply(b"+OK\r\n").is_err());
-        assert_eq!(parse_reply(b"+HELLO 9 12346\r\n"), Ok(Some((LinkReply::Hello { watermark: 9, node: 12346 }, 17))));
+        assert_eq!(parse_reply(b"+HELLO 9 12346\r\n"), Ok(Some((LinkReply::Hello { watermark: 9, node: 12346 }, 16))));
         assert!(parse_reply(b":-1\r\n").is_err());
     }
 }

@@ -114,7 +114,7 @@ mod tests {
     fn binary_garbage_is_just_words() {
         let (a, used) = args(b"\x00\xff\x01 x\n").unwrap();
         assert_eq!(a, vec![b"\x00\xff\x01".to_vec(), b"x".to_vec()]);
-        assert_eq!(used, 7);
+        assert_eq!(used, 6);
     }
 
     #[test]
