@@ -1,0 +1,274 @@
+//! Test harness: starts the real `kvstore-server` binary on a free
+//! 127.0.0.1 port with a private data directory, and talks to it over TCP
+//! as netcat would. Nothing here sleeps for a fixed time: conditions are
+//! polled until a deadline.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long any single condition may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `cond` until it holds or `DEADLINE` passes; panics with `what`.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    let mut pause = Duration::from_millis(1);
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A port that was free a moment ago (the OS picked it for a bind to port 0).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let p = std::env::temp_dir().join(format!(
+            "kvstore-test-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running kvstore-server child process.
+pub struct Server {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub args: Vec<String>,
+    pub log: PathBuf,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_kvstore-server")
+}
+
+impl Server {
+    /// Starts a server on a free port with data in `dir` and extra `args`.
+    pub fn start_in(dir: &Path, args: &[&str]) -> Server {
+        Server::start_with(dir, args, &[], None)
+    }
+
+    /// Starts a server with `peers` (host:port list) and extra args; `port`
+    /// forces a port (for restarts and clusters).
+    pub fn start_with(dir: &Path, args: &[&str], peers: &[u16], port: Option<u16>) -> Server {
+        for attempt in 0..5 {
+            let port = port.unwrap_or_else(free_port);
+            let mut s = Server {
+                child: None,
+                port,
+                dir: dir.to_path_buf(),
+                args: args.iter().map(|s| s.to_string()).collect(),
+                log: dir.join(format!("server-{port}-{attempt}.log")),
+            };
+            s.spawn(peers);
+            match s.wait_listening() {
+                Ok(()) => return s,
+                Err(msg) if msg.contains("Address already in use") && attempt < 4 => continue,
+                Err(msg) => panic!("server did not start: {msg}"),
+            }
+        }
+        unreachable!()
+    }
+
+    /// Starts a server in a fresh temp dir (kept by the returned TempDir).
+    pub fn start(args: &[&str]) -> (Server, TempDir) {
+        let dir = TempDir::new("srv");
+        let s = Server::start_in(dir.path(), args);
+        (s, dir)
+    }
+
+    fn spawn(&mut self, peers: &[u16]) {
+        let mut cmd = Command::new(binary());
+        cmd.arg(self.port.to_string());
+        if !peers.is_empty() {
+            let list: Vec<String> = peers.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+            cmd.arg(list.join(","));
+        }
+        cmd.arg("--dir").arg(self.dir.join("data"));
+        cmd.args(&self.args);
+        let log = std::fs::File::create(&self.log).expect("create server log");
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        cmd.env("RUST_LOG", std::env::var("KV_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        self.child = Some(cmd.spawn().expect("spawn kvstore-server"));
+    }
+
+    fn wait_listening(&mut self) -> Result<(), String> {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(format!("exited with {status}: {}", self.log_text()));
+            }
+            if Instant::now() > end {
+                return Err(format!("not listening after {DEADLINE:?}: {}", self.log_text()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// What the server wrote to stderr.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("server running");
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(st) = c.try_wait().expect("wait") {
+                return st;
+            }
+            assert!(Instant::now() < end, "server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Starts the server again on the same port and data dir.
+    pub fn restart(&mut self, peers: &[u16]) {
+        assert!(self.child.is_none(), "stop the server first");
+        let end = Instant::now() + DEADLINE;
+        loop {
+            self.log = self.dir.join(format!("server-{}-restart-{}.log", self.port, Instant::now().elapsed().as_nanos()));
+            self.spawn(peers);
+            match self.wait_listening() {
+                Ok(()) => return,
+                Err(msg) if msg.contains("Address already in use") && Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(msg) => panic!("restart failed: {msg}"),
+            }
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A line-protocol client, as netcat would be.
+pub struct Client {
+    pub reader: BufReader<TcpStream>,
+    pub stream: TcpStream,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        Client { reader, stream }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads one reply line, without its `\n`.
+    pub fn line(&mut self) -> String {
+        let mut s = String::new();
+        let n = self.reader.read_line(&mut s).expect("read reply");
+        assert!(n > 0, "connection closed while a reply was expected");
+        s.trim_end_matches('\n').to_string()
+    }
+
+    /// Sends one command line and reads its one-line reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\n").as_bytes());
+        self.line()
+    }
+
+    /// Reads raw bytes until `n` are here.
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        self.reader.read_exact(&mut buf).expect("read");
+        buf
+    }
+
+    /// Whether the server closed the connection (reads EOF within the deadline).
+    pub fn closed_by_server(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(self.reader.read_to_end(&mut rest), Ok(_))
+    }
+
+    /// STATS as (name, value) pairs.
+    pub fn stats(&mut self) -> Vec<(String, String)> {
+        self.send(b"STATS\n");
+        let mut v = vec![];
+        loop {
+            let l = self.line();
+            if l == "END" {
+                return v;
+            }
+            let mut parts = l.splitn(3, ' ');
+            assert_eq!(parts.next(), Some("STAT"), "bad STATS line {l:?}");
+            v.push((parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string()));
+        }
+    }
+
+    pub fn stat(&mut self, name: &str) -> String {
+        self.stats().into_iter().find(|(k, _)| k == name).map(|(_, v)| v).unwrap_or_default()
+    }
+}
