@@ -260,11 +260,15 @@ pub fn simple(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Appends an error, `-msg\r\n`; `msg` starts with its code, as in
-/// `ERR unknown command`, and must not contain CR or LF.
+/// `ERR unknown command`.
+///
+/// Error texts quote client arguments (an unknown subcommand, a bad
+/// option), so CR and LF in `msg` become spaces here, as Redis does: one
+/// stray CRLF would end the error early and make the rest of the text read
+/// as a second, forged reply.
 pub fn error(out: &mut Vec<u8>, msg: &[u8]) {
-    debug_assert!(!msg.contains(&b'\r') && !msg.contains(&b'\n'));
     out.push(b'-');
-    out.extend_from_slice(msg);
+    out.extend(msg.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
     out.extend_from_slice(b"\r\n");
 }
 
@@ -755,6 +759,7 @@ mod tests {
     fn simple_error_bulk() {
         assert_eq!(enc(|o| simple(o, b"OK")), b"+OK\r\n");
         assert_eq!(enc(|o| error(o, b"ERR unknown command")), b"-ERR unknown command\r\n");
+        assert_eq!(enc(|o| error(o, b"ERR bad 'x\r\n+OK'\n")), b"-ERR bad 'x  +OK' \r\n");
         assert_eq!(enc(|o| bulk(o, b"hello")), b"$5\r\nhello\r\n");
         assert_eq!(enc(|o| bulk(o, b"")), b"$0\r\n\r\n");
         assert_eq!(enc(|o| bulk(o, b"a\r\n\0")), b"$4\r\na\r\n\0\r\n");

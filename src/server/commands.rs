@@ -482,11 +482,7 @@ fn client_cmd(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec<u
             None => resp::null(out, client.resp3),
         },
         (b"SETNAME", 3) => {
-            let name = a.get(2);
-            if name.iter().any(|&c| c <= b' ' || c > b'~') {
-                resp::error(out, b"ERR Client names cannot contain spaces, newlines or special characters.");
-            } else {
-                client.name = (!name.is_empty()).then(|| name.into());
+            if set_client_name(client, a.get(2), out) {
                 resp::simple(out, b"OK");
             }
         }
@@ -521,6 +517,18 @@ fn client_cmd(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec<u
             resp::error(out, msg.as_bytes());
         }
     }
+}
+
+/// Sets (or, when empty, clears) the connection's name, as CLIENT SETNAME
+/// and HELLO SETNAME do; a name with spaces or control bytes is refused,
+/// since CLIENT LIST/INFO print it unquoted. Returns whether it was set.
+fn set_client_name(client: &mut Client, name: &[u8], out: &mut Vec<u8>) -> bool {
+    if name.iter().any(|&c| c <= b' ' || c > b'~') {
+        resp::error(out, b"ERR Client names cannot contain spaces, newlines or special characters.");
+        return false;
+    }
+    client.name = (!name.is_empty()).then(|| name.into());
+    true
 }
 
 fn client_line(c: &Client) -> String {
@@ -564,10 +572,13 @@ fn hello(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec<u8>) {
             }
         }
     }
-    client.resp3 = resp3;
-    if let Some(n) = name {
-        client.name = Some(n.into());
+    // As in Redis, a refused name fails the whole HELLO: the protocol stays.
+    if let Some(n) = name
+        && !set_client_name(client, n, out)
+    {
+        return;
     }
+    client.resp3 = resp3;
     resp::map(out, 7, resp3);
     for (k, v) in [("server", "redis"), ("version", REDIS_VERSION)] {
         resp::bulk(out, k.as_bytes());
