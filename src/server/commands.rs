@@ -21,6 +21,13 @@ pub enum Proto {
     Resp,
 }
 
+/// A client-supplied name (CLIENT SETNAME, SETINFO).
+pub type Name = Box<[u8]>;
+
+/// Static facts about a RESP command: name, arity as Redis states it
+/// (negative: at least), flags, first key, last key, key step.
+type CommandInfo = (&'static str, i64, &'static [&'static str], i64, i64, i64);
+
 /// Per-connection state that commands read and change.
 #[derive(Debug, Default)]
 pub struct Client {
@@ -31,7 +38,7 @@ pub struct Client {
     /// CLIENT SETNAME.
     pub name: Option<Box<[u8]>>,
     /// CLIENT SETINFO LIB-NAME / LIB-VER.
-    pub lib: (Option<Box<[u8]>>, Option<Box<[u8]>>),
+    pub lib: (Option<Name>, Option<Name>),
     /// Set by `REPLHELLO`: this connection is peer node N's link to us.
     pub peer: Option<u16>,
     /// The peer's link has finished catching up: its frames are in order.
@@ -201,9 +208,8 @@ pub fn stat_pairs(core: &Core) -> Vec<(String, String)> {
 
 // ---------------------------------------------------------------- RESP
 
-/// Static facts about a RESP command: (name, arity as Redis states it,
-/// flags, first key, last key, step). Used for COMMAND and arity errors.
-const COMMANDS: &[(&str, i64, &[&str], i64, i64, i64)] = &[
+/// The RESP commands, for COMMAND and arity errors.
+const COMMANDS: &[CommandInfo] = &[
     ("get", 2, &["readonly", "fast"], 1, 1, 1),
     ("set", -3, &["write", "denyoom"], 1, 1, 1),
     ("del", -2, &["write"], 1, -1, 1),
@@ -287,7 +293,7 @@ fn resp_command(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec
                 }
             }
         }
-        b"MSET" if n % 2 == 0 => wrong_args(out, name),
+        b"MSET" if n.is_multiple_of(2) => wrong_args(out, name),
         b"MSET" => {
             for i in (1..n).step_by(2) {
                 if let Err(Refused(why)) = core.local_write(Op::Put, a.get(i), a.get(i + 1)) {
@@ -392,7 +398,7 @@ fn set(core: &mut Core, a: Args<'_>, r3: bool, out: &mut Vec<u8>) {
 
 fn command(a: Args<'_>, r3: bool, out: &mut Vec<u8>) {
     let sub = if a.len() > 1 { a.get(1).to_ascii_uppercase() } else { Vec::new() };
-    let info = |out: &mut Vec<u8>, c: &(&str, i64, &[&str], i64, i64, i64)| {
+    let info = |out: &mut Vec<u8>, c: &CommandInfo| {
         resp::array(out, 6);
         resp::bulk(out, c.0.as_bytes());
         resp::int(out, c.1);

@@ -12,13 +12,13 @@
 //! 4. Before sleeping ([`Server::before_sleep`]), in this order:
 //!    a. write a chunk of a running compaction's snapshot;
 //!    b. commit the log: write this iteration's records (and fsync under
-//!       `--fsync always`). Only then may replies leave: a reply is never
-//!       sent for a write the log does not have. If the write fails, the
-//!       store is rolled back and the affected replies become errors;
+//!    `--fsync always`). Only then may replies leave: a reply is never
+//!    sent for a write the log does not have. If the write fails, the
+//!    store is rolled back and the affected replies become errors;
 //!    c. hand the logged writes to the peer links and advance catch-up scans;
 //!    d. write every connection's output once;
 //!    e. reap closed connections (closing is deferred to here, so no event
-//!       of this batch can reach a reused slab slot);
+//!    of this batch can reach a reused slab slot);
 //!    f. finish a compaction whose file switch completed; start one if due.
 
 pub mod commands;
@@ -153,6 +153,7 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| format!("cannot register signals: {e}"))?;
         ignore_sigxfsz();
+        raise_fd_limit(cfg.max_clients);
         let mut core = Core::new(cfg, id, store, log, cluster);
         core.stats.replayed = (replay.records, replay.elapsed);
         Ok(Server {
@@ -315,10 +316,18 @@ impl Server {
         if conn.closing {
             return;
         }
-        if conn.paused {
+        if !conn.paused && !conn.input.is_empty() {
+            // Requests left from a pause come first: reading more before
+            // they are done would let the input grow without bound.
+            self.process(id);
+        }
+        let Some(slot) = self.slots.get_mut(id) else { return };
+        let conn = &mut slot.conn;
+        if conn.paused || conn.closing {
             conn.unread = true;
             return;
         }
+        // What is left is at most one unfinished request: read on.
         let limit = (conn.input.len() + READ_BUDGET).min(max_request + 1);
         match conn.input.fill(&mut conn.stream, limit) {
             Err(e) => {
@@ -803,6 +812,24 @@ fn connect_link(poll: &Poll, slots: &mut Slab<Slot>, core: &mut Core, li: usize,
 /// The largest record the log may hold: a key and a value at their limits.
 fn max_record(cfg: &Config) -> usize {
     cfg.limits.max_bulk.saturating_mul(2).saturating_add(64).min(u32::MAX as usize)
+}
+
+/// Raises the open-file limit toward what `max_clients` connections need
+/// (as Redis does), so a default 1024 limit does not cap clients silently.
+fn raise_fd_limit(max_clients: usize) {
+    let want = (max_clients as u64).saturating_add(64);
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= want {
+            return;
+        }
+        let target = want.min(lim.rlim_max);
+        let new = libc::rlimit { rlim_cur: target, rlim_max: lim.rlim_max };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &new) == 0 && target < want {
+            log::warn!("open-file limit is {target}: at most about {} clients", target.saturating_sub(64));
+        }
+    }
 }
 
 /// A file-size limit (ulimit -f) must make writes fail with EFBIG, which

@@ -64,10 +64,44 @@ pub struct Server {
     pub dir: PathBuf,
     pub args: Vec<String>,
     pub log: PathBuf,
+    /// RLIMIT_FSIZE for the child (simulates a full disk: writes past it fail).
+    pub fsize_limit: Option<u64>,
 }
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_kvstore-server")
+}
+
+/// Runs the server binary with `args` to completion, as a person would from
+/// a shell, killing it if it is still running at the deadline (so a server
+/// that should have refused to start fails the test instead of hanging it).
+pub fn run_binary(args: &[&str]) -> std::process::Output {
+    let dir = TempDir::new("run");
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn kvstore-server");
+    let end = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kvstore-server {args:?} still running after {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::process::Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap_or_default(),
+        stderr: std::fs::read(&err_path).unwrap_or_default(),
+    }
 }
 
 impl Server {
@@ -87,6 +121,7 @@ impl Server {
                 dir: dir.to_path_buf(),
                 args: args.iter().map(|s| s.to_string()).collect(),
                 log: dir.join(format!("server-{port}-{attempt}.log")),
+                fsize_limit: None,
             };
             s.spawn(peers);
             match s.wait_listening() {
@@ -117,6 +152,19 @@ impl Server {
         let log = std::fs::File::create(&self.log).expect("create server log");
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         cmd.env("RUST_LOG", std::env::var("KV_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        if let Some(limit) = self.fsize_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         self.child = Some(cmd.spawn().expect("spawn kvstore-server"));
     }
 
@@ -178,7 +226,9 @@ impl Server {
         assert!(self.child.is_none(), "stop the server first");
         let end = Instant::now() + DEADLINE;
         loop {
-            self.log = self.dir.join(format!("server-{}-restart-{}.log", self.port, Instant::now().elapsed().as_nanos()));
+            static RESTARTS: AtomicU64 = AtomicU64::new(0);
+            let n = RESTARTS.fetch_add(1, Ordering::Relaxed);
+            self.log = self.dir.join(format!("server-{}-restart-{n}.log", self.port));
             self.spawn(peers);
             match self.wait_listening() {
                 Ok(()) => return,
@@ -188,6 +238,27 @@ impl Server {
                 Err(msg) => panic!("restart failed: {msg}"),
             }
         }
+    }
+
+    /// Stops the server (kill -9) and starts it again with an RLIMIT_FSIZE.
+    pub fn restart_with_fsize_limit(&mut self, limit: Option<u64>) {
+        self.kill9();
+        self.fsize_limit = limit;
+        self.restart(&[]);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -250,7 +321,11 @@ impl Client {
     /// Whether the server closed the connection (reads EOF within the deadline).
     pub fn closed_by_server(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(self.reader.read_to_end(&mut rest), Ok(_))
+        match self.reader.read_to_end(&mut rest) {
+            Ok(_) => true,
+            // A close with our bytes unread shows as a reset.
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
     }
 
     /// STATS as (name, value) pairs.

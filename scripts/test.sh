@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs kvstore's tests. The integration tests drive the real server with
+# real Redis clients, so this first installs what is missing: redis-tools
+# (redis-cli, redis-benchmark) from Debian's packages and redis-py from PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing ${need_apt[*]} (apt-get)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! python3 -c 'import redis' 2>/dev/null; then
+  echo "installing redis-py (pip)" >&2
+  python3 -m pip install -q redis
+fi
+
+cargo test "$@"
