@@ -2,9 +2,13 @@
 //! replication needs (the write's version, which names its origin node).
 //!
 //! ```text
-//! frame   = len:u32le  crc:u32le  payload            (crc = CRC-32/IEEE of payload)
+//! frame   = len:u32le  crc:u32le  payload            (crc = CRC-32C of payload)
 //! payload = op:u8  flags:u8  version:u64le  klen:u32le  key[klen]  value[len - 14 - klen]
 //! ```
+//!
+//! CRC-32C (Castagnoli) because CPUs compute it in one instruction per 8
+//! bytes (SSE 4.2, ARMv8): the checksum of a small record costs a few
+//! nanoseconds on the write path, with a software fallback elsewhere.
 //!
 //! The codec is pure: it encodes into a caller's buffer and decodes from a
 //! byte slice, so the log, replay and tests share it without any I/O.
@@ -117,7 +121,7 @@ impl<'a> Record<'a> {
         out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
         out.extend_from_slice(self.key);
         out.extend_from_slice(self.value);
-        let crc = crc32fast::hash(&out[start + FRAME_HEADER..]);
+        let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);
         out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     }
 
@@ -136,7 +140,7 @@ impl<'a> Record<'a> {
         let Some(payload) = buf.get(FRAME_HEADER..FRAME_HEADER + len) else {
             return Err(DecodeError::Incomplete);
         };
-        if crc32fast::hash(payload) != crc {
+        if crc32c::crc32c(payload) != crc {
             return Err(DecodeError::Corrupt("checksum mismatch"));
         }
         let op = Op::from_u8(payload[0]).ok_or(DecodeError::Corrupt("unknown op"))?;

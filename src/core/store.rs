@@ -78,6 +78,9 @@ pub enum Applied {
 }
 
 enum Undo {
+    /// Slot `idx` was overwritten in place; its old value bytes are at
+    /// `scratch[at..at + len]`, its old version and deletion stamp here.
+    InPlace { idx: u32, at: usize, len: usize, version: Version, deleted_at: u32 },
     /// Slot `idx` held `prev` before the write.
     Replaced { idx: u32, prev: Entry },
     /// The write appended slot `idx` (always the last one when undone).
@@ -99,6 +102,9 @@ pub struct Store {
     live: usize,
     data_bytes: u64,
     journal: Vec<Undo>,
+    /// Old values of in-place overwrites, for rollback; reused, so an
+    /// overwrite allocates nothing in steady state.
+    scratch: Vec<u8>,
     /// Off during replay, where there is nothing to roll back to.
     journaling: bool,
     /// Tombstones made since the last sweep, for stores that keep none.
@@ -119,6 +125,7 @@ impl Store {
             live: 0,
             data_bytes: 0,
             journal: Vec::new(),
+            scratch: Vec::new(),
             journaling: true,
             fresh_tombstones: Vec::new(),
         }
@@ -232,6 +239,34 @@ impl Store {
     }
 
     fn write(&mut self, key: &[u8], value: Option<&[u8]>, version: Version, now: u32) -> Applied {
+        let found = self.find(key);
+        if let Some(idx) = found {
+            let slot = &mut self.entries[idx as usize];
+            if slot.version >= version {
+                return Applied::Stale;
+            }
+        }
+        if let (Some(idx), Some(value)) = (found, value) {
+            let slot = &mut self.entries[idx as usize];
+            if slot.data.len() == key.len() + value.len() {
+                // Same size: overwrite the bytes where they are, no allocation.
+                let was_live = slot.is_live();
+                if self.journaling {
+                    let at = self.scratch.len();
+                    self.scratch.extend_from_slice(&slot.data[key.len()..]);
+                    let (v, d) = (slot.version, slot.deleted_at);
+                    self.journal.push(Undo::InPlace { idx, at, len: value.len(), version: v, deleted_at: d });
+                }
+                let slot = &mut self.entries[idx as usize];
+                slot.data[key.len()..].copy_from_slice(value);
+                slot.version = version;
+                slot.deleted_at = 0;
+                if !was_live {
+                    self.live += 1;
+                }
+                return Applied::Done { was_live };
+            }
+        }
         let mut data = Vec::with_capacity(key.len() + value.map_or(0, <[u8]>::len));
         data.extend_from_slice(key);
         data.extend_from_slice(value.unwrap_or_default());
@@ -241,12 +276,9 @@ impl Store {
             klen: key.len() as u32,
             deleted_at: if value.is_some() { 0 } else { now.max(1) },
         };
-        match self.find(key) {
+        match found {
             Some(idx) => {
                 let slot = &mut self.entries[idx as usize];
-                if slot.version >= version {
-                    return Applied::Stale;
-                }
                 let was_live = slot.is_live();
                 let prev = std::mem::replace(slot, entry);
                 self.account_remove(&prev);
@@ -305,6 +337,7 @@ impl Store {
     /// undo them (this is where replaced values are freed).
     pub fn commit(&mut self) {
         self.journal.clear();
+        self.scratch.clear();
     }
 
     /// The log could not take the writes applied since the last commit:
@@ -312,6 +345,16 @@ impl Store {
     pub fn rollback(&mut self) {
         while let Some(undo) = self.journal.pop() {
             match undo {
+                Undo::InPlace { idx, at, len, version, deleted_at } => {
+                    let slot = &mut self.entries[idx as usize];
+                    let klen = slot.klen as usize;
+                    slot.data[klen..klen + len].copy_from_slice(&self.scratch[at..at + len]);
+                    slot.version = version;
+                    if deleted_at != 0 {
+                        self.live -= 1;
+                    }
+                    slot.deleted_at = deleted_at;
+                }
                 Undo::Replaced { idx, prev } => {
                     let cur = std::mem::replace(&mut self.entries[idx as usize], prev);
                     self.account_remove(&cur);
@@ -339,6 +382,7 @@ impl Store {
                 }
             }
         }
+        self.scratch.clear();
         self.fresh_tombstones.retain(|&i| (i as usize) < self.entries.len());
     }
 
@@ -468,6 +512,27 @@ mod tests {
         assert_eq!((s.len(), s.data_bytes()), (2, bytes));
         assert_eq!(s.get(b"a"), Some(&b"1"[..]));
         assert_eq!(s.get(b"new"), None);
+    }
+
+    #[test]
+    fn same_size_overwrite_is_in_place_and_rolls_back() {
+        let mut s = Store::new(true);
+        s.apply(&put(b"k", b"aaaa", Version::new(1, 1)), 1);
+        s.apply(&put(b"t", b"", Version::new(2, 1)), 1);
+        s.apply(&del(b"t", Version::new(3, 1)), 1);
+        s.commit();
+        let ptr = s.get(b"k").unwrap().as_ptr();
+        s.apply(&put(b"k", b"bbbb", Version::new(4, 1)), 1);
+        s.apply(&put(b"k", b"cccc", Version::new(5, 1)), 1);
+        s.apply(&put(b"t", b"", Version::new(6, 1)), 1); // revives a tombstone in place
+        assert_eq!(s.get(b"k"), Some(&b"cccc"[..]));
+        assert_eq!(s.get(b"k").unwrap().as_ptr(), ptr, "not overwritten in place");
+        assert_eq!((s.len(), s.tombstones()), (2, 0));
+        s.rollback();
+        assert_eq!(s.get(b"k"), Some(&b"aaaa"[..]));
+        assert_eq!(s.version_of(b"k"), Some(Version::new(1, 1)));
+        assert_eq!(s.get(b"t"), None);
+        assert_eq!((s.len(), s.tombstones()), (1, 1));
     }
 
     #[test]

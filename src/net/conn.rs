@@ -71,6 +71,13 @@ impl InBuf {
 
     /// Reads from `r` until it would block, it reports end of stream, or
     /// `limit` pending bytes are buffered.
+    ///
+    /// A read that returns less than the room it was offered has drained
+    /// the socket: it counts as `blocked` without the extra read that would
+    /// only return `WouldBlock`. That is safe under edge-triggered epoll,
+    /// which raises a new event for every later arrival of data (tokio
+    /// clears readiness on a short read for the same reason), and it saves a
+    /// third of the syscalls of a pipelined client.
     pub fn fill(&mut self, r: &mut impl Read, limit: usize) -> io::Result<Fill> {
         let mut got = 0;
         loop {
@@ -78,11 +85,15 @@ impl InBuf {
                 return Ok(Fill { got, eof: false, blocked: false });
             }
             self.make_room();
+            let room = self.data.len() - self.end;
             match r.read(&mut self.data[self.end..]) {
                 Ok(0) => return Ok(Fill { got, eof: true, blocked: false }),
                 Ok(n) => {
                     self.end += n;
                     got += n;
+                    if n < room {
+                        return Ok(Fill { got, eof: false, blocked: true });
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(Fill { got, eof: false, blocked: true });
@@ -131,11 +142,17 @@ impl OutBuf {
     pub fn flush(&mut self, w: &mut impl Write) -> io::Result<usize> {
         let mut total = 0;
         while self.written < self.data.len() {
+            let want = self.data.len() - self.written;
             match w.write(&self.data[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.written += n;
                     total += n;
+                    if n < want {
+                        // The socket buffer is full: a WRITABLE event comes
+                        // when it has room; another write now would block.
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -224,24 +241,36 @@ mod tests {
         let mut buf = InBuf::default();
         let mut seen = Vec::new();
         let mut r = Trickle(&data, 777);
-        loop {
-            let f = buf.fill(&mut r, 5000).unwrap();
+        // Each fill stops at a short read, as at a drained socket; the next
+        // "event" reads on. Consume a little at a time to force compaction.
+        for _ in 0..10_000 {
+            buf.fill(&mut r, 5000).unwrap();
             let take = buf.len().min(1234);
             seen.extend_from_slice(&buf.pending()[..take]);
             buf.consume(take);
-            if f.blocked && buf.is_empty() {
+            if r.0.is_empty() && buf.is_empty() {
                 break;
             }
         }
-        assert_eq!(seen, data);
+        assert!(seen == data, "bytes lost or reordered ({} of {})", seen.len(), data.len());
+    }
+
+    #[test]
+    fn a_short_read_counts_as_drained() {
+        let data = vec![1u8; 100];
+        let mut buf = InBuf::default();
+        let f = buf.fill(&mut Trickle(&data, 100), 1 << 20).unwrap();
+        assert!(f.blocked && f.got == 100 && !f.eof);
     }
 
     #[test]
     fn fill_stops_at_limit() {
+        // Full reads (the reader always fills what it is offered) go on
+        // until the limit.
         let data = vec![7u8; 100_000];
         let mut buf = InBuf::default();
-        let f = buf.fill(&mut Trickle(&data, 10_000), 30_000).unwrap();
-        assert!(!f.blocked && buf.len() >= 30_000 && buf.len() < 40_000);
+        let f = buf.fill(&mut Trickle(&data, usize::MAX), 30_000).unwrap();
+        assert!(!f.blocked && buf.len() >= 30_000 && buf.len() < 70_000, "{f:?} {}", buf.len());
     }
 
     #[test]
@@ -263,11 +292,15 @@ mod tests {
         }
         let mut out = OutBuf::default();
         out.data.extend_from_slice(b"hello world");
+        // A short write means the socket is full: flush stops there and
+        // resumes at the next writable event.
         let mut w = Slow(vec![], 2);
-        assert_eq!(out.flush(&mut w).unwrap(), 6);
-        assert_eq!(out.len(), 5);
+        assert_eq!(out.flush(&mut w).unwrap(), 3);
+        assert_eq!(out.len(), 8);
         w.1 = 10;
-        out.flush(&mut w).unwrap();
+        for _ in 0..10 {
+            out.flush(&mut w).unwrap();
+        }
         assert!(out.is_empty());
         assert_eq!(w.0, b"hello world");
     }

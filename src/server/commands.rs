@@ -379,12 +379,14 @@ fn set(core: &mut Core, a: Args<'_>, r3: bool, out: &mut Vec<u8>) {
         }
     }
     let old = if get { core.store.get(key).map(<[u8]>::to_vec) } else { None };
-    let exists = core.store.contains(key);
-    if (nx && exists) || (xx && !exists) {
-        return match old {
-            Some(v) if get => resp::bulk(out, &v),
-            _ => resp::null(out, r3),
-        };
+    if nx || xx {
+        let exists = core.store.contains(key);
+        if (nx && exists) || (xx && !exists) {
+            return match old {
+                Some(v) => resp::bulk(out, &v),
+                None => resp::null(out, r3),
+            };
+        }
     }
     match core.local_write(Op::Put, key, value) {
         Ok(_) if get => match old {

@@ -110,23 +110,24 @@ impl Core {
         }
     }
 
-    fn refuse_if_log_down(&mut self, now: Instant) -> Result<(), Refused> {
+    fn refuse_if_log_down(&mut self) -> Result<(), Refused> {
+        // Only a failed log costs a clock read.
         match &self.log_down {
-            Some((until, why)) if *until > now => {
+            None => Ok(()),
+            Some((until, why)) if *until > Instant::now() => {
                 Err(Refused(format!("log write failed ({why}); writes are refused for now")))
             }
             Some(_) => {
                 self.log_down = None;
                 Ok(())
             }
-            None => Ok(()),
         }
     }
 
     /// A client's write: versioned here, applied, staged in the log, and
     /// queued for the peers once logged.
     pub fn local_write(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<Applied, Refused> {
-        self.refuse_if_log_down(Instant::now())?;
+        self.refuse_if_log_down()?;
         let version = self.store.next_version(self.id);
         let rec = Record { op, flags: FLAG_ORDERED, version, key, value };
         self.log.stage(&rec);
@@ -143,7 +144,7 @@ impl Core {
     /// A write typed by a person as `REPL_PUT`/`REPL_DEL` (no version): applied
     /// here only. Its version names node 0, which no node forwards.
     pub fn manual_replica_write(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<Applied, Refused> {
-        self.refuse_if_log_down(Instant::now())?;
+        self.refuse_if_log_down()?;
         let version = Version::new(self.store.next_version(self.id).counter(), 0);
         let rec = Record { op, flags: 0, version, key, value };
         let applied = self.store.apply(&rec, self.now_secs);
@@ -157,7 +158,7 @@ impl Core {
     /// A write from peer `from`'s link. `ordered` frames move the watermark.
     /// Returns the watermark of `from` to acknowledge with.
     pub fn peer_write(&mut self, from: u16, ordered: bool, rec: Record<'_>) -> Result<u64, Refused> {
-        self.refuse_if_log_down(Instant::now())?;
+        self.refuse_if_log_down()?;
         let rec = Record { flags: if ordered { FLAG_ORDERED } else { 0 }, ..rec };
         if let Applied::Done { .. } = self.store.apply(&rec, self.now_secs) {
             self.log.stage(&rec);
@@ -172,7 +173,7 @@ impl Core {
 
     /// Peer `from` says this node now has all its writes up to `counter`.
     pub fn peer_synced(&mut self, from: u16, counter: u64) -> Result<u64, Refused> {
-        self.refuse_if_log_down(Instant::now())?;
+        self.refuse_if_log_down()?;
         self.store.observe(counter);
         self.cluster.advance(from, counter);
         let rec = Record { op: Op::Watermark, flags: 0, version: Version::new(counter, from), key: b"", value: b"" };
