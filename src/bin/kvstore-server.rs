@@ -3,6 +3,12 @@
 use std::process::ExitCode;
 
 use kvstore::config::{Args, Config};
+
+/// mimalloc: size classes that fit a small key and value exactly (glibc
+/// rounds a 48-byte key+value up to a 64-byte chunk) and fast thread-local
+/// free lists. Chosen by measuring RSS per key and CPU per SET.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use kvstore::server::Server;
 
 fn main() -> ExitCode {
