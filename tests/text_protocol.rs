@@ -44,6 +44,22 @@ fn every_row_of_the_protocol_table() {
 }
 
 #[test]
+fn a_client_that_sends_and_closes_at_once_gets_its_replies_and_an_eof() {
+    // As `printf 'PUT a 1\nGET a\n' | nc -q1 host port` does: the data and
+    // the FIN can arrive together, in one readiness event.
+    let (srv, _dir) = Server::start(&[]);
+    for i in 0..50 {
+        let mut s = TcpStream::connect(srv.addr()).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.write_all(format!("PUT k{i} v{i}\nGET k{i}\n").as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = String::new();
+        s.read_to_string(&mut got).expect("the server must close its side too");
+        assert_eq!(got, format!("OK\nv{i}\n"));
+    }
+}
+
+#[test]
 fn pipelining_10000_commands_in_one_write() {
     let (srv, _dir) = Server::start(&[]);
     let mut c = srv.client();

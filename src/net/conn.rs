@@ -72,13 +72,16 @@ impl InBuf {
     /// Reads from `r` until it would block, it reports end of stream, or
     /// `limit` pending bytes are buffered.
     ///
-    /// A read that returns less than the room it was offered has drained
-    /// the socket: it counts as `blocked` without the extra read that would
-    /// only return `WouldBlock`. That is safe under edge-triggered epoll,
-    /// which raises a new event for every later arrival of data (tokio
-    /// clears readiness on a short read for the same reason), and it saves a
-    /// third of the syscalls of a pipelined client.
-    pub fn fill(&mut self, r: &mut impl Read, limit: usize) -> io::Result<Fill> {
+    /// With `trust_short_read`, a read that returns less than the room it
+    /// was offered has drained the socket: it counts as `blocked` without
+    /// the extra read that would only return `WouldBlock`. That is safe
+    /// under edge-triggered epoll, which raises a new event for every later
+    /// arrival of data (tokio clears readiness on a short read for the same
+    /// reason), and it saves a third of the syscalls of a pipelined client.
+    /// It is not safe when the event already reported the peer's FIN (data
+    /// and FIN can arrive together and raise one event): then the caller
+    /// passes `false` and the reads go on to the end of the stream.
+    pub fn fill(&mut self, r: &mut impl Read, limit: usize, trust_short_read: bool) -> io::Result<Fill> {
         let mut got = 0;
         loop {
             if self.len() >= limit {
@@ -91,7 +94,7 @@ impl InBuf {
                 Ok(n) => {
                     self.end += n;
                     got += n;
-                    if n < room {
+                    if n < room && trust_short_read {
                         return Ok(Fill { got, eof: false, blocked: true });
                     }
                 }
@@ -244,7 +247,7 @@ mod tests {
         // Each fill stops at a short read, as at a drained socket; the next
         // "event" reads on. Consume a little at a time to force compaction.
         for _ in 0..10_000 {
-            buf.fill(&mut r, 5000).unwrap();
+            buf.fill(&mut r, 5000, true).unwrap();
             let take = buf.len().min(1234);
             seen.extend_from_slice(&buf.pending()[..take]);
             buf.consume(take);
@@ -259,8 +262,13 @@ mod tests {
     fn a_short_read_counts_as_drained() {
         let data = vec![1u8; 100];
         let mut buf = InBuf::default();
-        let f = buf.fill(&mut Trickle(&data, 100), 1 << 20).unwrap();
+        let f = buf.fill(&mut Trickle(&data, 100), 1 << 20, true).unwrap();
         assert!(f.blocked && f.got == 100 && !f.eof);
+        // Told not to trust it (the FIN may be waiting), it reads on.
+        let mut buf = InBuf::default();
+        let mut r = Trickle(&data, 30);
+        let f = buf.fill(&mut r, 1 << 20, false).unwrap();
+        assert!(f.blocked && f.got == 100);
     }
 
     #[test]
@@ -269,7 +277,7 @@ mod tests {
         // until the limit.
         let data = vec![7u8; 100_000];
         let mut buf = InBuf::default();
-        let f = buf.fill(&mut Trickle(&data, usize::MAX), 30_000).unwrap();
+        let f = buf.fill(&mut Trickle(&data, usize::MAX), 30_000, true).unwrap();
         assert!(!f.blocked && buf.len() >= 30_000 && buf.len() < 70_000, "{f:?} {}", buf.len());
     }
 

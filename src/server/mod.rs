@@ -276,7 +276,7 @@ impl Server {
         match slot.role {
             Role::Client(_) => {
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    self.read_client(id);
+                    self.read_client(id, !(ev.is_read_closed() || ev.is_error()));
                 }
                 if ev.is_writable() {
                     self.queue_flush(id);
@@ -309,7 +309,8 @@ impl Server {
     }
 
     /// Reads a client until `WouldBlock` (or its budget), then processes.
-    fn read_client(&mut self, id: usize) {
+    /// `trust_short_read`: see [`crate::net::conn::InBuf::fill`].
+    fn read_client(&mut self, id: usize, trust_short_read: bool) {
         let max_request = self.core.cfg.max_request;
         let Some(slot) = self.slots.get_mut(id) else { return };
         let conn = &mut slot.conn;
@@ -329,7 +330,7 @@ impl Server {
         }
         // What is left is at most one unfinished request: read on.
         let limit = (conn.input.len() + READ_BUDGET).min(max_request + 1);
-        match conn.input.fill(&mut conn.stream, limit) {
+        match conn.input.fill(&mut conn.stream, limit, trust_short_read) {
             Err(e) => {
                 log::debug!("{}: read failed: {e}", conn.addr);
                 self.close_later(id, true);
@@ -444,7 +445,8 @@ impl Server {
                 self.process(id);
             }
             if self.slots.get(id).is_some_and(|s| s.conn.unread && !s.conn.paused && !s.conn.closing) {
-                self.read_client(id);
+                // No event to tell whether a FIN is waiting: read to the end.
+                self.read_client(id, false);
             }
         }
         list.clear();
@@ -732,7 +734,7 @@ impl Server {
             peer::hello(&mut conn.output.data, core.id);
         }
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-            let fill = conn.input.fill(&mut conn.stream, READ_BUDGET);
+            let fill = conn.input.fill(&mut conn.stream, READ_BUDGET, !(ev.is_read_closed() || ev.is_error()));
             let mut why: Option<String> = match &fill {
                 Err(e) => Some(e.to_string()),
                 Ok(_) => None,
