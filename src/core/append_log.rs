@@ -1120,7 +1120,13 @@ impl AppendLog {
         if let Some(s) = &self.syncer {
             s.set_targets(Arc::clone(&rw.sink.file), None);
         }
-        self.log = rw.sink; // the old fd closes here (once the fsync thread lets go)
+        // The old file was unlinked by the rename: its last close frees all
+        // its blocks, which for a large log takes milliseconds. Do it off
+        // the event loop.
+        let old = std::mem::replace(&mut self.log, rw.sink);
+        if std::thread::Builder::new().name("kvstore-log-close".into()).spawn(move || drop(old)).is_err() {
+            log::debug!("could not start a thread to close the old log; closed inline");
+        }
         match outcome {
             Ok(()) => Some(Ok(done)),
             Err(e) => {
