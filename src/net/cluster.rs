@@ -25,16 +25,18 @@ pub struct Cluster {
     watermarks: Vec<(u16, u64)>,
     /// (origin node, writes applied from it since start), for STATS.
     applied: Vec<(u16, u64)>,
-    /// Watermarks before this loop iteration's changes, while it has any:
-    /// restored if the log cannot take the writes that moved them.
-    saved: Option<Vec<(u16, u64)>>,
+    /// Watermarks before this loop iteration's changes (valid while
+    /// `saved_valid`): restored if the log cannot take the writes that moved
+    /// them. Kept allocated from iteration to iteration.
+    saved: Vec<(u16, u64)>,
+    saved_valid: bool,
 }
 
 impl Cluster {
     /// A node with links to `peers` (address, name as given).
     pub fn new(id: u16, peers: &[(std::net::SocketAddr, String)], now: Instant) -> Cluster {
         let links = peers.iter().map(|(a, n)| Link::new(*a, n.clone(), now)).collect();
-        Cluster { id, links, watermarks: Vec::new(), applied: Vec::new(), saved: None }
+        Cluster { id, links, watermarks: Vec::new(), applied: Vec::new(), saved: Vec::new(), saved_valid: false }
     }
 
     /// Whether there are peers at all.
@@ -49,8 +51,9 @@ impl Cluster {
 
     /// Moves `node`'s watermark up to `counter` (never down).
     pub fn advance(&mut self, node: u16, counter: u64) {
-        if self.saved.is_none() {
-            self.saved = Some(self.watermarks.clone());
+        if !self.saved_valid {
+            self.saved.clone_from(&self.watermarks);
+            self.saved_valid = true;
         }
         match self.watermarks.iter_mut().find(|w| w.0 == node) {
             Some(w) => w.1 = w.1.max(counter),
@@ -60,13 +63,14 @@ impl Cluster {
 
     /// The log has this iteration's writes: the watermarks stand.
     pub fn commit(&mut self) {
-        self.saved = None;
+        self.saved_valid = false;
     }
 
     /// The log refused this iteration's writes: forget what they taught.
     pub fn rollback(&mut self) {
-        if let Some(saved) = self.saved.take() {
-            self.watermarks = saved;
+        if self.saved_valid {
+            self.watermarks.clone_from(&self.saved);
+            self.saved_valid = false;
         }
     }
 

@@ -13,8 +13,12 @@ use std::net::SocketAddr;
 use mio::net::TcpStream;
 
 /// Initial and minimum input buffer size. Grown by doubling when a read
-/// fills it; an idle connection holds no buffer at all.
+/// fills it.
 const INPUT_CHUNK: usize = 16 << 10;
+/// A drained input buffer up to this size is kept for the next batch (a
+/// pipelining client reuses it without allocating); a larger one, grown by
+/// an unusually big request, is released.
+const INPUT_KEEP: usize = 64 << 10;
 /// Output buffers larger than this are released once written, so one big
 /// reply does not pin memory for the connection's lifetime.
 const OUTPUT_KEEP: usize = 1 << 20;
@@ -51,7 +55,7 @@ impl InBuf {
     }
     /// Releases the buffer of an idle connection.
     pub fn release_if_empty(&mut self) {
-        if self.is_empty() && self.data.len() > INPUT_CHUNK {
+        if self.is_empty() && self.data.len() > INPUT_KEEP {
             self.data = Vec::new();
         }
     }

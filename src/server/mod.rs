@@ -87,6 +87,9 @@ pub struct Server {
     flush: Vec<usize>,
     /// Connections with input to process without waiting for an event.
     resume: Vec<usize>,
+    /// The list being worked through while `resume` collects the next one
+    /// (two lists, swapped, so neither is reallocated).
+    resuming: Vec<usize>,
     /// Connections to close in `before_sleep`.
     closing: Vec<usize>,
     next_client_id: u64,
@@ -166,6 +169,7 @@ impl Server {
             argv: Argv::new(),
             flush: Vec::new(),
             resume: Vec::new(),
+            resuming: Vec::new(),
             closing: Vec::new(),
             next_client_id: 1,
             next_sweep: now + SWEEP_EVERY,
@@ -435,7 +439,8 @@ impl Server {
     }
 
     fn resume_connections(&mut self) {
-        let mut list = std::mem::take(&mut self.resume);
+        std::mem::swap(&mut self.resume, &mut self.resuming);
+        let list = std::mem::take(&mut self.resuming);
         for &id in &list {
             let Some(slot) = self.slots.get_mut(id) else { continue };
             if slot.conn.closing || slot.conn.paused || !matches!(slot.role, Role::Client(_)) {
@@ -449,10 +454,9 @@ impl Server {
                 self.read_client(id, false);
             }
         }
+        let mut list = list;
         list.clear();
-        if self.resume.is_empty() {
-            self.resume = list; // keep the allocation
-        }
+        self.resuming = list; // keep the allocation
     }
 
     /// The end of an iteration: see the module docs for the order.
