@@ -18,7 +18,10 @@
 //!   link's state machine and frames; [`net::cluster`] the topology and
 //!   watermarks. None of them does I/O on its own.
 //! - [`server`]: the reactor that owns every socket, and the order of one
-//!   loop iteration (see its docs); [`server::commands`] executes requests.
+//!   loop iteration (see its docs); [`server::commands`] executes requests;
+//!   [`server::core`] holds the state they act on, and the socket-free
+//!   halves of a peer link (`feed_link`, `link_reply`), which a test-only
+//!   in-memory cluster (`server::sim`) drives through random schedules.
 //! - `src/bin/`: `kvstore-server`, and `kvstore-bench`, the load generator.
 
 pub mod config;

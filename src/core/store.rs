@@ -264,17 +264,30 @@ impl Store {
                 let entries = std::mem::take(&mut self.entries);
                 let index = std::mem::take(&mut self.index);
                 let was_live = self.live > 0;
-                self.journal(Undo::Flushed {
-                    entries,
-                    index,
-                    floor: self.floor,
-                    live: self.live,
-                    data_bytes: self.data_bytes,
-                });
+                let (floor, live, data_bytes) = (self.floor, self.live, self.data_bytes);
                 self.floor = rec.version;
                 self.live = 0;
                 self.data_bytes = 0;
                 self.fresh_tombstones.clear();
+                // A FLUSHALL drops what is older than it, not what is newer:
+                // a write made elsewhere after it may arrive here first (a
+                // peer's FLUSHALL comes late, or a catch-up scan sends it
+                // after live writes). Dropping that write here but not on
+                // nodes that saw the two in the other order would leave the
+                // cluster divergent for good. Such survivors are rare (a
+                // local FLUSHALL is newer than everything), so copying them
+                // keeps the undo journal simple.
+                for e in entries.iter().filter(|e| e.version > rec.version) {
+                    let copy =
+                        Entry { data: e.data.clone(), version: e.version, klen: e.klen, deleted_at: e.deleted_at };
+                    let idx = self.entries.len() as u32;
+                    let hash = self.hasher.hash_one(copy.key());
+                    self.entries.push(copy);
+                    let (entries, hasher) = (&self.entries, &self.hasher);
+                    self.index.insert_unique(hash, idx, |&i| hasher.hash_one(entries[i as usize].key()));
+                    self.account_add(idx);
+                }
+                self.journal(Undo::Flushed { entries, index, floor, live, data_bytes });
                 Applied::Done { was_live }
             }
             Op::Watermark => Applied::NotAWrite,
@@ -533,6 +546,52 @@ mod tests {
         s.apply(&put(b"c", b"new", Version::new(6, 2)), 1);
         assert_eq!(s.get(b"c"), Some(&b"new"[..]));
         assert_eq!(s.clock(), 6);
+    }
+
+    #[test]
+    fn flushall_keeps_newer_writes_whatever_the_order() {
+        let flush = Record { op: Op::FlushAll, flags: 0, version: Version::new(5, 1), key: b"", value: b"" };
+        let writes = [
+            put(b"old", b"1", Version::new(4, 2)),
+            put(b"new", b"2", Version::new(6, 2)),
+            del(b"gone", Version::new(7, 3)),
+        ];
+        let late = put(b"gone", b"resurrected?", Version::new(6, 1));
+        // The FLUSHALL before, between and after the writes: one outcome.
+        for at in 0..=writes.len() {
+            let mut s = Store::new(true);
+            for (i, w) in writes.iter().enumerate() {
+                if i == at {
+                    s.apply(&flush, 1);
+                }
+                s.apply(w, 1);
+            }
+            if at == writes.len() {
+                s.apply(&flush, 1);
+            }
+            assert_eq!(s.apply(&late, 1), Applied::Stale, "the tombstone newer than the flush survives (at {at})");
+            assert_eq!(s.get(b"new"), Some(&b"2"[..]), "at {at}");
+            assert_eq!(s.get(b"old"), None, "at {at}");
+            assert_eq!((s.len(), s.tombstones(), s.floor()), (1, 1, flush.version), "at {at}");
+            assert_eq!(s.data_bytes(), (0..s.slots()).map(|i| s.entries[i].record_len()).sum::<u64>());
+        }
+    }
+
+    #[test]
+    fn rollback_of_a_flushall_with_survivors() {
+        let mut s = Store::new(true);
+        s.apply(&put(b"a", b"1", Version::new(1, 1)), 1);
+        s.apply(&put(b"b", b"2", Version::new(9, 2)), 1);
+        s.commit();
+        let before: Vec<_> = (0..s.slots()).map(|i| format!("{:?}", s.slot(i))).collect();
+        let flush = Record { op: Op::FlushAll, flags: 0, version: Version::new(5, 1), key: b"", value: b"" };
+        s.apply(&flush, 1);
+        assert_eq!((s.get(b"a"), s.get(b"b")), (None, Some(&b"2"[..])));
+        s.apply(&put(b"b", b"3", Version::new(10, 1)), 1);
+        s.rollback();
+        let after: Vec<_> = (0..s.slots()).map(|i| format!("{:?}", s.slot(i))).collect();
+        assert_eq!(before, after);
+        assert_eq!((s.get(b"a"), s.get(b"b"), s.floor()), (Some(&b"1"[..]), Some(&b"2"[..]), Version(0)));
     }
 
     #[test]

@@ -110,6 +110,17 @@ impl Cluster {
         self.links.iter().any(|l| matches!(l.state, LinkState::Syncing { .. }))
     }
 
+    /// The store's slots were rebuilt (a FLUSHALL kept the writes newer
+    /// than it, in new places): every scan under way starts over, so that
+    /// none skips a write it has not sent. Resending is harmless.
+    pub fn restart_scans(&mut self) {
+        for l in &mut self.links {
+            if let LinkState::Syncing { cursor } = &mut l.state {
+                *cursor = 0;
+            }
+        }
+    }
+
     /// The earliest time a link needs attention.
     pub fn deadline(&self) -> Option<Instant> {
         self.links.iter().filter_map(Link::deadline).min()
@@ -141,5 +152,26 @@ mod tests {
         r.replayed(&ordered);
         r.replayed(&unordered);
         assert_eq!(r.watermark(2), 12);
+    }
+
+    #[test]
+    fn restart_scans_rewinds_only_links_that_are_scanning() {
+        let t0 = Instant::now();
+        let peers: Vec<_> = (1..=3).map(|p| (format!("127.0.0.1:{p}").parse().unwrap(), format!("p{p}"))).collect();
+        let mut c = Cluster::new(1, &peers, t0);
+        for l in &mut c.links {
+            l.connecting(0);
+            l.connected();
+            l.handshake_done(0, t0);
+        }
+        c.links[0].state = LinkState::Syncing { cursor: 500 };
+        c.links[1].sync_done(t0);
+        c.links[2].failed(t0, "reset");
+        assert!(c.scanning());
+        c.restart_scans();
+        assert_eq!(c.links[0].state, LinkState::Syncing { cursor: 0 });
+        assert_eq!(c.links[1].state, LinkState::Live);
+        assert!(matches!(c.links[2].state, LinkState::Backoff { .. }));
+        assert_eq!(c.deadline(), Some(t0 + std::time::Duration::from_millis(100)));
     }
 }

@@ -187,6 +187,8 @@ impl Link {
         }
         self.conn = None;
         self.sync_started = None;
+        // The queue went with the socket; STATS must not show it as waiting.
+        self.queued = 0;
         self.state = LinkState::Backoff { until: now + self.delay };
         self.delay = (self.delay * 2).min(BACKOFF_MAX);
     }
@@ -320,8 +322,10 @@ mod tests {
         assert_eq!((l.acked, l.sent, l.resyncs), (7, 7, 1));
         l.sync_done(t0);
         assert_eq!(l.state.name(), "connected");
+        l.queued = 1234;
         l.failed(t0, "reset");
         assert_eq!(l.deadline(), Some(t0 + BACKOFF_MIN));
+        assert_eq!((l.conn, l.queued), (None, 0), "the queue went with the socket");
     }
 
     #[test]

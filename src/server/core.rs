@@ -9,11 +9,16 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
-use crate::core::append_log::AppendLog;
+use crate::core::append_log::{AppendLog, LogConfig, ReplayStats};
 use crate::core::record::{FLAG_ORDERED, Op, Record, Version};
 use crate::core::store::{Applied, Store};
 use crate::net::cluster::Cluster;
-use crate::net::peer;
+use crate::net::peer::{self, LinkReply, LinkState};
+
+/// A catch-up scan adds frames only while the link's queue is below this.
+pub const SYNC_HIGH_WATER: usize = 256 << 10;
+/// Store slots a catch-up scan looks at per loop iteration.
+pub const SYNC_CHUNK: usize = 8192;
 
 /// Counters for STATS and INFO.
 #[derive(Debug, Default)]
@@ -110,6 +115,30 @@ impl Core {
         }
     }
 
+    /// Opens the log in `cfg.dir` and rebuilds the store and the
+    /// watermarks from it (see [`replay`]).
+    pub fn open(cfg: Config, id: u16, now: Instant) -> Result<(Core, ReplayStats), String> {
+        let peers: Vec<_> = cfg.peers.iter().copied().zip(cfg.peer_names.iter().cloned()).collect();
+        let mut store = Store::new(!peers.is_empty());
+        let mut cluster = Cluster::new(id, &peers, now);
+        let log_cfg = LogConfig {
+            dir: cfg.dir.clone(),
+            fsync: cfg.fsync,
+            truncate_corrupt: cfg.truncate_corrupt_log,
+            max_record: max_record(&cfg),
+        };
+        let stamp = unix_now();
+        store.set_journaling(false);
+        let (log, stats) = AppendLog::open(&log_cfg, |rec| replay(&mut store, &mut cluster, rec, stamp))
+            .map_err(|e| format!("cannot open the log: {e}"))?;
+        store.set_journaling(true);
+        store.sweep_fresh_tombstones();
+        cluster.commit();
+        let mut core = Core::new(cfg, id, store, log, cluster);
+        core.stats.replayed = (stats.records, stats.elapsed);
+        Ok((core, stats))
+    }
+
     fn refuse_if_log_down(&mut self) -> Result<(), Refused> {
         // Only a failed log costs a clock read.
         match &self.log_down {
@@ -164,6 +193,11 @@ impl Core {
             self.log.stage(&rec);
             self.cluster.note_applied(rec.version.node());
             self.wrote = true;
+            if rec.op == Op::FlushAll {
+                // The entries newer than a peer's FLUSHALL survive it in new
+                // slots: a scan under way must start over or skip them.
+                self.cluster.restart_scans();
+            }
         }
         if ordered {
             self.cluster.advance(rec.version.node(), rec.version.counter());
@@ -180,6 +214,87 @@ impl Core {
         self.log.stage(&rec);
         self.wrote = true;
         Ok(self.cluster.watermark(from))
+    }
+
+    /// Adds to link `li`'s queue `out` (of which `written` bytes are sent
+    /// already) what it gets this loop iteration, once the log has the
+    /// iteration's writes: their frames if the link is live or catching
+    /// up; then, while catching up, a chunk of the scan of our own writes
+    /// newer than the peer's watermark, and `REPL_SYNCED` once the scan is
+    /// through. No I/O: the reactor writes `out`.
+    pub fn feed_link(&mut self, li: usize, out: &mut Vec<u8>, written: usize, now: Instant) {
+        let high_water = self.sync_high_water();
+        let link = &mut self.cluster.links[li];
+        if matches!(link.state, LinkState::Live | LinkState::Syncing { .. }) && !self.link_batch.is_empty() {
+            out.extend_from_slice(&self.link_batch);
+            link.sent = link.sent.max(self.link_batch_last);
+        }
+        let LinkState::Syncing { cursor } = link.state else { return };
+        let store = &self.store;
+        let mut i = cursor;
+        let end = (cursor + SYNC_CHUNK).min(store.slots());
+        // Checked before each slot, not after: a peer that does not read
+        // must not get even one more frame per loop iteration.
+        while i < end && out.len() - written < high_water {
+            if let Some(s) = store.slot(i)
+                && s.version.node() == self.id
+                && s.version.counter() > link.from
+            {
+                let op = if s.value.is_some() { Op::Put } else { Op::Del };
+                peer::frame(out, op, s.key, s.value.unwrap_or_default(), s.version);
+                link.sync_records += 1;
+            }
+            i += 1;
+        }
+        if i >= store.slots() {
+            link.sent = link.sent.max(store.clock());
+            peer::synced(out, store.clock());
+            link.sync_done(now);
+        } else {
+            link.state = LinkState::Syncing { cursor: i };
+        }
+    }
+
+    /// The queue size below which a catch-up scan adds frames:
+    /// [`SYNC_HIGH_WATER`], or half of `--peer-queue-limit` if that is less.
+    /// A scan that could fill the queue past the limit by itself would have
+    /// its link dropped and restarted from scratch, again and again: the
+    /// peer would never catch up.
+    pub fn sync_high_water(&self) -> usize {
+        SYNC_HIGH_WATER.min(self.cfg.peer_queue_limit / 2)
+    }
+
+    /// Acts on one reply read from link `li`, appending to its queue `out`
+    /// what the reply calls for. An error means the link must be dropped.
+    pub fn link_reply(
+        &mut self,
+        li: usize,
+        reply: LinkReply<'_>,
+        out: &mut Vec<u8>,
+        now: Instant,
+    ) -> Result<(), String> {
+        let link = &mut self.cluster.links[li];
+        match reply {
+            LinkReply::Hello { watermark, node } => {
+                link.peer_id = Some(node);
+                self.store.observe(watermark);
+                link.handshake_done(watermark, now);
+                // A FLUSHALL of ours the peer lacks goes first, once per
+                // catch-up, before any live frame and before the scan (which
+                // may start over, see `Cluster::restart_scans`, or stall at
+                // its first slot while the queue is full).
+                let floor = self.store.floor();
+                if floor.node() == self.id && floor.counter() > watermark {
+                    peer::frame(out, Op::FlushAll, b"", b"", floor);
+                }
+                Ok(())
+            }
+            LinkReply::Watermark(w) => {
+                link.acked = link.acked.max(w);
+                Ok(())
+            }
+            LinkReply::Error(msg) => Err(format!("peer refused: {}", String::from_utf8_lossy(msg))),
+        }
     }
 
     /// The log took this iteration's writes.
@@ -204,6 +319,16 @@ impl Core {
             return Ok(false);
         }
         let mut head: Vec<Record<'static>> = self.cluster.watermark_records().collect();
+        // Our own clock, so replay restores it even when the records that
+        // carried its highest counters are gone (overwritten, or tombstones
+        // swept): peers may hold it as our watermark (see `Server::start`).
+        head.push(Record {
+            op: Op::Watermark,
+            flags: 0,
+            version: Version::new(self.store.clock(), self.id),
+            key: b"",
+            value: b"",
+        });
         if self.store.floor() > Version(0) {
             head.push(Record { op: Op::FlushAll, flags: 0, version: self.store.floor(), key: b"", value: b"" });
         }
@@ -231,6 +356,27 @@ impl Core {
     pub fn uptime(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
+}
+
+/// Replays one log record: the same apply as live and replicated writes,
+/// plus what the record says about watermarks and the clock.
+pub fn replay(store: &mut Store, cluster: &mut Cluster, rec: &Record<'_>, stamp: u32) {
+    store.apply(rec, stamp);
+    cluster.replayed(rec);
+    // The clock must restart at least where it was: peers may hold a
+    // watermark for us as high as any clock we ever announced (REPL_SYNCED),
+    // and a write numbered at or below it would be skipped by their catch-up
+    // for good. A watermark record (a peer's REPL_SYNCED, or the compaction
+    // head, which also records our own clock) is the only record whose
+    // counter `apply` does not observe.
+    if rec.op == Op::Watermark {
+        store.observe(rec.version.counter());
+    }
+}
+
+/// The largest record the log may hold: a key and a value at their limits.
+fn max_record(cfg: &Config) -> usize {
+    cfg.limits.max_bulk.saturating_mul(2).saturating_add(64).min(u32::MAX as usize)
 }
 
 /// Seconds since the Unix epoch (tombstone stamps).

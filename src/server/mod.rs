@@ -23,6 +23,8 @@
 
 pub mod commands;
 pub mod core;
+#[cfg(test)]
+mod sim;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -38,12 +40,9 @@ use slab::Slab;
 use self::commands::{Client, Flow, Proto};
 use self::core::{Core, unix_now};
 use crate::config::Config;
-use crate::core::append_log::{AppendLog, LogConfig};
 use crate::core::record::{Op, Record};
-use crate::core::store::Store;
-use crate::net::cluster::Cluster;
 use crate::net::conn::Conn;
-use crate::net::peer::{self, LinkReply, LinkState};
+use crate::net::peer::{self, LinkState};
 use crate::proto::{Argv, Parsed, resp, text};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -54,10 +53,6 @@ const READ_BUDGET: usize = 1 << 20;
 /// Store slots a compaction writes per loop iteration: small enough that a
 /// step costs well under a millisecond.
 const COMPACT_CHUNK: usize = 4096;
-/// A catch-up scan adds frames only while the link's output is below this.
-const SYNC_HIGH_WATER: usize = 256 << 10;
-/// Store slots a catch-up scan looks at per loop iteration.
-const SYNC_CHUNK: usize = 8192;
 /// How often expired tombstones are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -105,35 +100,17 @@ impl Server {
         let local_addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
         let id = cfg.id.unwrap_or(local_addr.port());
         let now = Instant::now();
-        let peers: Vec<_> = cfg.peers.iter().copied().zip(cfg.peer_names.iter().cloned()).collect();
-        let mut store = Store::new(!peers.is_empty());
-        let mut cluster = Cluster::new(id, &peers, now);
-        let log_cfg = LogConfig {
-            dir: cfg.dir.clone(),
-            fsync: cfg.fsync,
-            truncate_corrupt: cfg.truncate_corrupt_log,
-            max_record: max_record(&cfg),
-        };
-        let stamp = unix_now();
-        store.set_journaling(false);
-        let (log, replay) = AppendLog::open(&log_cfg, |rec| {
-            store.apply(rec, stamp);
-            cluster.replayed(rec);
-        })
-        .map_err(|e| format!("cannot open the log: {e}"))?;
-        store.set_journaling(true);
-        store.sweep_fresh_tombstones();
-        cluster.commit();
+        let (core, replay) = Core::open(cfg, id, now)?;
         log::info!(
             "kvstore-server node {id} listening on {local_addr} (text protocol and RESP); data in {}",
-            log.path().display()
+            core.log.path().display()
         );
         log::info!(
             "replayed {} records ({} bytes) in {:.3}s: {} keys{}",
             replay.records,
             replay.bytes,
             replay.elapsed.as_secs_f64(),
-            store.len(),
+            core.store.len(),
             if replay.dropped_tail_bytes > 0 {
                 format!(", {} bytes of torn tail dropped", replay.dropped_tail_bytes)
             } else {
@@ -142,8 +119,8 @@ impl Server {
         );
         log::info!(
             "fsync {}; peers: {}",
-            cfg.fsync,
-            if cfg.peer_names.is_empty() { "none".to_string() } else { cfg.peer_names.join(", ") }
+            core.cfg.fsync,
+            if core.cfg.peer_names.is_empty() { "none".to_string() } else { core.cfg.peer_names.join(", ") }
         );
         let poll = Poll::new().map_err(|e| format!("cannot create the poller: {e}"))?;
         let mut listener = listener;
@@ -156,9 +133,7 @@ impl Server {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| format!("cannot register signals: {e}"))?;
         ignore_sigxfsz();
-        raise_fd_limit(cfg.max_clients);
-        let mut core = Core::new(cfg, id, store, log, cluster);
-        core.stats.replayed = (replay.records, replay.elapsed);
+        raise_fd_limit(core.cfg.max_clients);
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -224,12 +199,8 @@ impl Server {
         if self.core.compaction.is_some() {
             deadline = deadline.min(now + Duration::from_millis(5));
         }
-        if self
-            .core
-            .cluster
-            .links
-            .iter()
-            .any(|l| matches!(l.state, LinkState::Syncing { .. }) && l.queued < SYNC_HIGH_WATER)
+        let high_water = self.core.sync_high_water();
+        if self.core.cluster.links.iter().any(|l| matches!(l.state, LinkState::Syncing { .. }) && l.queued < high_water)
         {
             return Some(Duration::ZERO);
         }
@@ -443,7 +414,13 @@ impl Server {
         let list = std::mem::take(&mut self.resuming);
         for &id in &list {
             let Some(slot) = self.slots.get_mut(id) else { continue };
-            if slot.conn.closing || slot.conn.paused || !matches!(slot.role, Role::Client(_)) {
+            if let Role::Link(li) = slot.role {
+                // A link that stopped reading at its budget (no event to
+                // tell whether a FIN waits: read to the end).
+                self.read_link(id, li, false);
+                continue;
+            }
+            if slot.conn.closing || slot.conn.paused {
                 continue;
             }
             if !slot.conn.input.is_empty() {
@@ -537,48 +514,15 @@ impl Server {
     fn feed_links(&mut self) {
         let Server { slots, core, flush, .. } = self;
         let now = Instant::now();
-        let batch_last = core.link_batch_last;
         for li in 0..core.cluster.links.len() {
             if core.cluster.links[li].due(now) {
                 connect_link(&self.poll, slots, core, li, now);
             }
-            let link = &mut core.cluster.links[li];
-            let Some(cid) = link.conn else { continue };
+            let Some(cid) = core.cluster.links[li].conn else { continue };
             let Some(slot) = slots.get_mut(cid) else { continue };
-            let out = &mut slot.conn.output.data;
-            let live = matches!(link.state, LinkState::Live | LinkState::Syncing { .. });
-            if live && !core.link_batch.is_empty() {
-                out.extend_from_slice(&core.link_batch);
-                link.sent = link.sent.max(batch_last);
-            }
-            if let LinkState::Syncing { cursor } = link.state {
-                let mut i = cursor;
-                if i == 0 && core.store.floor().node() == core.id && core.store.floor().counter() > link.from {
-                    peer::frame(out, Op::FlushAll, b"", b"", core.store.floor());
-                }
-                let end = (cursor + SYNC_CHUNK).min(core.store.slots());
-                while i < end {
-                    if let Some(s) = core.store.slot(i)
-                        && s.version.node() == core.id
-                        && s.version.counter() > link.from
-                    {
-                        let op = if s.value.is_some() { Op::Put } else { Op::Del };
-                        peer::frame(out, op, s.key, s.value.unwrap_or_default(), s.version);
-                        link.sync_records += 1;
-                    }
-                    i += 1;
-                    if out.len() >= SYNC_HIGH_WATER {
-                        break;
-                    }
-                }
-                if i >= core.store.slots() {
-                    link.sent = link.sent.max(core.store.clock());
-                    peer::synced(out, core.store.clock());
-                    link.sync_done(now);
-                } else {
-                    link.state = LinkState::Syncing { cursor: i };
-                }
-            }
+            let written = slot.conn.output.written();
+            core.feed_link(li, &mut slot.conn.output.data, written, now);
+            let link = &mut core.cluster.links[li];
             link.queued = slot.conn.output.len();
             if link.queued > core.cfg.peer_queue_limit {
                 link.failed(now, "queue over --peer-queue-limit; it will catch up by resync");
@@ -738,52 +682,61 @@ impl Server {
             peer::hello(&mut conn.output.data, core.id);
         }
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-            let fill = conn.input.fill(&mut conn.stream, READ_BUDGET, !(ev.is_read_closed() || ev.is_error()));
-            let mut why: Option<String> = match &fill {
-                Err(e) => Some(e.to_string()),
-                Ok(_) => None,
-            };
-            let mut used = 0;
-            while why.is_none() {
-                match peer::parse_reply(&conn.input.pending()[used..]) {
-                    Ok(None) => break,
-                    Ok(Some((reply, n))) => {
-                        used += n;
-                        match reply {
-                            LinkReply::Hello { watermark, node } => {
-                                link.peer_id = Some(node);
-                                core.store.observe(watermark);
-                                link.handshake_done(watermark, now);
-                            }
-                            LinkReply::Watermark(w) => link.acked = link.acked.max(w),
-                            LinkReply::Error(msg) => {
-                                why = Some(format!("peer refused: {}", String::from_utf8_lossy(msg)))
-                            }
-                        }
+            self.read_link(id, li, !(ev.is_read_closed() || ev.is_error()));
+        } else {
+            self.queue_flush(id);
+        }
+    }
+
+    /// Reads a link's replies until `WouldBlock` or the read budget (then
+    /// it is put on the resume list: under edge-triggered readiness no
+    /// event would come for bytes already waiting), and acts on them.
+    /// `trust_short_read`: see [`crate::net::conn::InBuf::fill`].
+    fn read_link(&mut self, id: usize, li: usize, trust_short_read: bool) {
+        let now = Instant::now();
+        let Server { slots, core, .. } = self;
+        if core.cluster.links[li].conn != Some(id) {
+            return;
+        }
+        let Some(slot) = slots.get_mut(id) else { return };
+        let conn = &mut slot.conn;
+        if conn.closing {
+            return;
+        }
+        let fill = conn.input.fill(&mut conn.stream, READ_BUDGET, trust_short_read);
+        let mut why: Option<String> = match &fill {
+            Err(e) => Some(e.to_string()),
+            Ok(_) => None,
+        };
+        let mut used = 0;
+        while why.is_none() {
+            match peer::parse_reply(&conn.input.pending()[used..]) {
+                Ok(None) => break,
+                Ok(Some((reply, n))) => {
+                    used += n;
+                    if let Err(e) = core.link_reply(li, reply, &mut conn.output.data, now) {
+                        why = Some(e);
                     }
-                    Err(e) => why = Some(e.to_string()),
                 }
-            }
-            conn.input.consume(used);
-            if why.is_none() && matches!(fill, Ok(f) if f.eof) {
-                why = Some("closed by the peer".into());
-            }
-            if let Some(why) = why {
-                link.failed(now, &why);
-                conn.output.truncate_unwritten(0);
-                conn.closing = true;
-                self.closing.push(id);
-                return;
-            }
-            if matches!(fill, Ok(f) if !f.blocked) {
-                // Budget reached: come back without waiting for an event.
-                self.resume.push(id);
+                Err(e) => why = Some(e.to_string()),
             }
         }
-        if !conn.output.is_empty() && !conn.queued {
-            conn.queued = true;
-            self.flush.push(id);
+        conn.input.consume(used);
+        if why.is_none() && matches!(fill, Ok(f) if f.eof) {
+            why = Some("closed by the peer".into());
         }
+        if let Some(why) = why {
+            core.cluster.links[li].failed(now, &why);
+            conn.output.truncate_unwritten(0);
+            conn.closing = true;
+            self.closing.push(id);
+            return;
+        }
+        if matches!(fill, Ok(f) if !f.blocked) {
+            // Budget reached: come back without waiting for an event.
+            self.resume.push(id);
+        }
+        self.queue_flush(id);
     }
 
     fn shutdown(&mut self) -> Result<(), String> {
@@ -812,7 +765,12 @@ const PREFETCH_WINDOW: usize = 32;
 /// batch they can overlap instead of stalling one by one. Returns how many
 /// bytes of requests it covered (all of `input` when it met an incomplete
 /// or bad request, which the caller's own parse then deals with).
-fn prefetch_keys(store: &Store, input: &[u8], argv: &mut Argv, limits: &crate::proto::Limits) -> usize {
+fn prefetch_keys(
+    store: &crate::core::store::Store,
+    input: &[u8],
+    argv: &mut Argv,
+    limits: &crate::proto::Limits,
+) -> usize {
     let mut hashes = [0u64; PREFETCH_WINDOW];
     let (mut n, mut pos) = (0, 0);
     while n < PREFETCH_WINDOW && pos < input.len() {
@@ -853,11 +811,6 @@ fn connect_link(poll: &Poll, slots: &mut Slab<Slot>, core: &mut Core, li: usize,
         }
         Err(e) => link.failed(now, &e.to_string()),
     }
-}
-
-/// The largest record the log may hold: a key and a value at their limits.
-fn max_record(cfg: &Config) -> usize {
-    cfg.limits.max_bulk.saturating_mul(2).saturating_add(64).min(u32::MAX as usize)
 }
 
 /// Raises the open-file limit toward what `max_clients` connections need

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# A local kvstore cluster for trying replication by hand.
+#
+#   scripts/cluster.sh start [N]   start N nodes (default 3) on ports BASE, BASE+1, ...;
+#                                  each lists all the others as peers
+#   scripts/cluster.sh status      each node: port, pid, running or not, keys, link states
+#   scripts/cluster.sh stop        SIGTERM each node, wait for it, SIGKILL if it hangs
+#
+# Environment:
+#   KV_CLUSTER_DIR  where data, logs and pid files go (default ./cluster)
+#   KV_BASE_PORT    first port (default 12345)
+#   KV_BIN          the server binary (default target/release/kvstore-server under
+#                   $CARGO_TARGET_DIR or the repository; built with cargo if missing)
+#
+# Processes are tracked by the pid files in KV_CLUSTER_DIR and signalled by pid
+# only, after checking that the pid is still a kvstore-server.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+dir="${KV_CLUSTER_DIR:-./cluster}"
+base="${KV_BASE_PORT:-12345}"
+deadline_s=20
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+# The node count of the cluster in $dir (written by start).
+nodes() { cat "$dir/nodes" 2>/dev/null || echo 0; }
+pidfile() { echo "$dir/node-$1.pid"; }
+
+# Prints the pid of the node on port $1 if it is a live kvstore-server.
+live_pid() {
+  local f pid state
+  f="$(pidfile "$1")"
+  [ -f "$f" ] || return 1
+  pid="$(cat "$f")"
+  [ -r "/proc/$pid/stat" ] || return 1
+  # An exited child not yet reaped (a zombie) is not running.
+  state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)"
+  [ "$state" != Z ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q kvstore-server || return 1
+  echo "$pid"
+}
+
+# Sends one text-protocol command to 127.0.0.1:$1 and prints the reply lines
+# (up to END for STATS). Fails if nothing answers.
+ask() {
+  local port="$1" cmd="$2" line
+  exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
+  printf '%s\r\n' "$cmd" >&3
+  while IFS= read -r -t 2 line <&3; do
+    line="${line%$'\r'}"
+    echo "$line"
+    [ "$cmd" = STATS ] && [ "$line" != END ] && continue
+    break
+  done
+  exec 3<&- 3>&-
+}
+
+binary() {
+  if [ -n "${KV_BIN:-}" ]; then
+    [ -x "$KV_BIN" ] || die "KV_BIN=$KV_BIN is not an executable"
+    echo "$KV_BIN"
+    return
+  fi
+  local bin="${CARGO_TARGET_DIR:-$root/target}/release/kvstore-server"
+  if [ ! -x "$bin" ]; then
+    echo "building $bin (cargo build --release)" >&2
+    (cd "$root" && cargo build --release --bin kvstore-server >&2)
+  fi
+  echo "$bin"
+}
+
+start() {
+  local n="${1:-3}"
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "start: N must be a positive number, not '$n'"
+  mkdir -p "$dir"
+  local old i port
+  old="$(nodes)"
+  for ((i = 0; i < (old > n ? old : n); i++)); do
+    port=$((base + i))
+    if pid="$(live_pid "$port")"; then
+      die "node $port of $dir is already running (pid $pid): run '$0 stop' first"
+    fi
+  done
+  local bin peers j
+  bin="$(binary)"
+  echo "$n" >"$dir/nodes"
+  for ((i = 0; i < n; i++)); do
+    port=$((base + i))
+    peers=""
+    for ((j = 0; j < n; j++)); do
+      [ "$j" = "$i" ] && continue
+      peers="${peers:+$peers,}127.0.0.1:$((base + j))"
+    done
+    # nohup: the nodes outlive the shell that started them.
+    nohup "$bin" "$port" ${peers:+"$peers"} --dir "$dir/node-$port" \
+      >>"$dir/node-$port.log" 2>&1 </dev/null &
+    echo $! >"$(pidfile "$port")"
+  done
+  local end=$((SECONDS + deadline_s))
+  for ((i = 0; i < n; i++)); do
+    port=$((base + i))
+    until [ "$(ask "$port" PING 2>/dev/null)" = PONG ]; do
+      if ! live_pid "$port" >/dev/null; then
+        tail -n 5 "$dir/node-$port.log" >&2 || true
+        stop >/dev/null
+        die "node $port exited during start (log: $dir/node-$port.log)"
+      fi
+      if ((SECONDS >= end)); then
+        stop >/dev/null
+        die "node $port did not answer PING within ${deadline_s}s (log: $dir/node-$port.log)"
+      fi
+      sleep 0.05
+    done
+    echo "node $port up (pid $(cat "$(pidfile "$port")"), data $dir/node-$port)"
+  done
+}
+
+stop() {
+  local n i port pid end
+  n="$(nodes)"
+  for ((i = 0; i < n; i++)); do
+    port=$((base + i))
+    if pid="$(live_pid "$port")"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      end=$((SECONDS + deadline_s))
+      while live_pid "$port" >/dev/null && ((SECONDS < end)); do sleep 0.05; done
+      if live_pid "$port" >/dev/null; then
+        echo "node $port (pid $pid) ignored SIGTERM for ${deadline_s}s: SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+        while live_pid "$port" >/dev/null; do sleep 0.05; done
+      fi
+      echo "node $port stopped (pid $pid)"
+    fi
+    rm -f "$(pidfile "$port")"
+  done
+}
+
+status() {
+  local n i port pid stats keys links all=0
+  n="$(nodes)"
+  [ "$n" -gt 0 ] || { echo "no cluster in $dir"; return 3; }
+  for ((i = 0; i < n; i++)); do
+    port=$((base + i))
+    if pid="$(live_pid "$port")" && stats="$(ask "$port" STATS 2>/dev/null)"; then
+      keys="$(awk '$2 == "keys" { print $3 }' <<<"$stats")"
+      links="$(awk '$2 ~ /^peer\..*\.state$/ { sub(/^peer\./, "", $2); sub(/\.state$/, "", $2); printf " %s=%s", $2, $3 }' <<<"$stats")"
+      echo "node $port  pid $pid  running  keys ${keys:-?}  links:${links:- none}"
+    elif [ -n "${pid:-}" ]; then
+      echo "node $port  pid $pid  not answering"
+      all=3
+    else
+      echo "node $port  stopped"
+      all=3
+    fi
+    pid=""
+  done
+  return "$all"
+}
+
+case "${1:-}" in
+  start) start "${2:-3}" ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start [N] | stop | status" >&2; exit 2 ;;
+esac
