@@ -112,13 +112,17 @@ impl<'a> Record<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let payload_len = PAYLOAD_FIXED + self.key.len() + self.value.len();
         let start = out.len();
+        // The fixed part is built on the stack and appended at once: this
+        // runs for every write.
+        let mut head = [0u8; FRAME_HEADER + PAYLOAD_FIXED];
+        head[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        // head[4..8]: the checksum, filled in below.
+        head[8] = self.op as u8;
+        head[9] = self.flags;
+        head[10..18].copy_from_slice(&self.version.0.to_le_bytes());
+        head[18..22].copy_from_slice(&(self.key.len() as u32).to_le_bytes());
         out.reserve(FRAME_HEADER + payload_len);
-        out.extend_from_slice(&(payload_len as u32).to_le_bytes());
-        out.extend_from_slice(&[0; 4]); // checksum, filled in below
-        out.push(self.op as u8);
-        out.push(self.flags);
-        out.extend_from_slice(&self.version.0.to_le_bytes());
-        out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
+        out.extend_from_slice(&head);
         out.extend_from_slice(self.key);
         out.extend_from_slice(self.value);
         let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);

@@ -212,6 +212,14 @@ const MAX_FAST_HEADER: usize = 20;
 #[inline]
 fn fast_header(buf: &[u8], pos: usize, tag: u8) -> Option<(u64, usize)> {
     let b = buf.get(pos..)?;
+    // Nearly every header is `*N`, `$N` or `$NN`: match those whole.
+    match b {
+        [t, d, b'\r', b'\n', ..] if *t == tag && d.is_ascii_digit() => return Some((u64::from(d - b'0'), pos + 4)),
+        [t, d1, d0, b'\r', b'\n', ..] if *t == tag && d1.is_ascii_digit() && d0.is_ascii_digit() => {
+            return Some((u64::from((d1 - b'0') * 10 + (d0 - b'0')), pos + 5));
+        }
+        _ => {}
+    }
     if *b.first()? != tag {
         return None;
     }

@@ -78,6 +78,8 @@ pub struct Server {
     slots: Slab<Slot>,
     core: Core,
     argv: Argv,
+    /// Requests the look-ahead pass already parsed, reused by the main pass.
+    ahead: Lookahead,
     /// Connections with output to write this iteration.
     flush: Vec<usize>,
     /// Connections with input to process without waiting for an event.
@@ -142,6 +144,7 @@ impl Server {
             slots: Slab::new(),
             core,
             argv: Argv::new(),
+            ahead: Lookahead::default(),
             flush: Vec::new(),
             resume: Vec::new(),
             resuming: Vec::new(),
@@ -326,7 +329,7 @@ impl Server {
 
     /// Parses and executes every complete request in a client's input.
     fn process(&mut self, id: usize) {
-        let Server { slots, core, argv, flush, closing, .. } = self;
+        let Server { slots, core, argv, ahead, flush, closing, .. } = self;
         let Some(slot) = slots.get_mut(id) else { return };
         let Role::Client(client) = &mut slot.role else { return };
         let conn = &mut slot.conn;
@@ -341,17 +344,18 @@ impl Server {
             // A lone request (pipeline depth 1 is a short input) gains
             // nothing from looking ahead and would be parsed twice.
             if pos >= prefetched && input.len() - pos > 128 {
-                prefetched = pos + prefetch_keys(&core.store, &input[pos..], argv, &limits);
+                prefetched = pos + prefetch_keys(&core.store, &input[pos..], pos, argv, ahead, &limits);
             }
             if out.len() - already_written >= soft {
                 conn.paused = true;
                 break;
             }
             let buf = &input[pos..];
-            let (parsed, proto) = if buf[0] == b'*' {
-                (resp::parse(buf, argv, &limits), Proto::Resp)
-            } else {
-                (text::parse(buf, argv, &limits), Proto::Text)
+            let proto = if buf[0] == b'*' { Proto::Resp } else { Proto::Text };
+            let parsed = match ahead.take(pos, argv) {
+                Some(consumed) => Ok(Parsed::Request { consumed }),
+                None if proto == Proto::Resp => resp::parse(buf, argv, &limits),
+                None => text::parse(buf, argv, &limits),
             };
             match parsed {
                 Ok(Parsed::Incomplete) => break,
@@ -383,6 +387,7 @@ impl Server {
                 }
             }
         }
+        ahead.clear();
         conn.input.consume(pos);
         if !conn.closing && conn.input.len() > core.cfg.max_request {
             core.stats.protocol_errors += 1;
@@ -759,24 +764,67 @@ impl Server {
 /// Requests looked ahead by [`prefetch_keys`].
 const PREFETCH_WINDOW: usize = 32;
 
+/// Requests parsed by the look-ahead pass of [`prefetch_keys`], so that the
+/// main pass does not parse them a second time. Valid for one `process`
+/// call (offsets are into that call's input); reused, so it allocates
+/// nothing in steady state.
+#[derive(Default)]
+struct Lookahead {
+    /// Per request: (offset in the input, bytes it takes, first span, span count).
+    reqs: Vec<(usize, usize, usize, usize)>,
+    /// The argument spans of all of them, back to back.
+    spans: Vec<(u32, u32)>,
+    /// The next request of `reqs` the main pass will reach.
+    next: usize,
+}
+
+impl Lookahead {
+    fn clear(&mut self) {
+        self.reqs.clear();
+        self.spans.clear();
+        self.next = 0;
+    }
+
+    /// The request at `offset`, if it was parsed ahead: loads its arguments
+    /// into `argv` and returns its length.
+    fn take(&mut self, offset: usize, argv: &mut Argv) -> Option<usize> {
+        let &(at, consumed, first, n) = self.reqs.get(self.next)?;
+        if at != offset {
+            return None;
+        }
+        self.next += 1;
+        argv.clear();
+        for &(s, e) in &self.spans[first..first + n] {
+            argv.push(s as usize, e as usize);
+        }
+        Some(consumed)
+    }
+}
+
 /// Warms the cache for the keys of the next requests in `input` (the second
 /// argument of each, the key of GET, SET, PUT, DEL, ...): with many random
 /// keys, each lookup is a few dependent cache misses, and in a pipelined
-/// batch they can overlap instead of stalling one by one. Returns how many
-/// bytes of requests it covered (all of `input` when it met an incomplete
-/// or bad request, which the caller's own parse then deals with).
+/// batch they can overlap instead of stalling one by one. The requests it
+/// parses are kept in `ahead` (at `base` + their offset) for the main pass.
+/// Returns how many bytes of requests it covered (all of `input` when it
+/// met an incomplete or bad request, which the main pass then deals with).
 fn prefetch_keys(
     store: &crate::core::store::Store,
     input: &[u8],
+    base: usize,
     argv: &mut Argv,
+    ahead: &mut Lookahead,
     limits: &crate::proto::Limits,
 ) -> usize {
+    ahead.clear();
     let mut hashes = [0u64; PREFETCH_WINDOW];
     let (mut n, mut pos) = (0, 0);
     while n < PREFETCH_WINDOW && pos < input.len() {
         let buf = &input[pos..];
         let parsed = if buf[0] == b'*' { resp::parse(buf, argv, limits) } else { text::parse(buf, argv, limits) };
         let Ok(Parsed::Request { consumed }) = parsed else { return input.len() };
+        ahead.reqs.push((base + pos, consumed, ahead.spans.len(), argv.len()));
+        ahead.spans.extend_from_slice(argv.spans());
         if argv.len() >= 2 {
             hashes[n] = store.hash(argv.get(buf, 1));
             n += 1;
