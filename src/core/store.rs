@@ -382,24 +382,6 @@ impl Store {
         }
     }
 
-    /// Makes room in the index for `keys` more keys at once. Replay calls it
-    /// with an estimate from the log's size: growing to a million keys one
-    /// doubling at a time rehashes the index some twenty times, and each
-    /// rehash reads every key again from memory.
-    pub fn reserve_index(&mut self, keys: usize) {
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.index.reserve(keys, |&i| hasher.hash_one(entries[i as usize].key()));
-    }
-
-    /// After replay: if the estimate was far too high (a log of many
-    /// overwrites of few keys), gives the unused index room back.
-    pub fn shrink_index_if_sparse(&mut self) {
-        if self.index.capacity() > 4 * self.index.len().max(1024) {
-            let (entries, hasher) = (&self.entries, &self.hasher);
-            self.index.shrink_to(self.index.len(), |&i| hasher.hash_one(entries[i as usize].key()));
-        }
-    }
-
     /// Turns the undo journal off (replay) or back on.
     pub fn set_journaling(&mut self, on: bool) {
         self.journal.clear();

@@ -129,21 +129,8 @@ impl Core {
         };
         let stamp = unix_now();
         store.set_journaling(false);
-        // Size the index once, from the log's length over its first
-        // write's: exact for a compacted log of same-shaped records, and
-        // given back below if overwrites made it an overestimate.
-        let log_len = std::fs::metadata(cfg.dir.join(crate::core::append_log::LOG_FILE)).map_or(0, |m| m.len());
-        let mut sized = false;
-        let (log, stats) = AppendLog::open(&log_cfg, |rec| {
-            if !sized && rec.op == Op::Put {
-                sized = true;
-                let estimate = log_len / rec.encoded_len().max(1) as u64;
-                store.reserve_index(estimate.min(1 << 28) as usize);
-            }
-            replay(&mut store, &mut cluster, rec, stamp)
-        })
-        .map_err(|e| format!("cannot open the log: {e}"))?;
-        store.shrink_index_if_sparse();
+        let (log, stats) = AppendLog::open(&log_cfg, |rec| replay(&mut store, &mut cluster, rec, stamp))
+            .map_err(|e| format!("cannot open the log: {e}"))?;
         store.set_journaling(true);
         store.sweep_fresh_tombstones();
         cluster.commit();
