@@ -81,8 +81,7 @@ def check(port, protocol):
         expect(f"set binary {name}", r.set(key, value), True)
         expect(f"get binary {name}", r.get(key), value)
 
-    # MULTI/EXEC is not implemented by kvstore, so a pipeline is used
-    # without the transaction redis-py would otherwise wrap it in.
+    # A plain pipeline (no MULTI/EXEC around it).
     pipe = r.pipeline(transaction=False)
     for i in range(500):
         pipe.set(f"p{i}", i)
@@ -93,6 +92,26 @@ def check(port, protocol):
     for i in range(500):
         want += [True, str(i).encode()]
     expect("pipeline replies in order", replies, want)
+
+    # redis-py's default pipeline is a MULTI/EXEC transaction.
+    tx = r.pipeline()
+    tx.set("tx:a", "1")
+    tx.get("tx:a")
+    tx.mset({"tx:b": "2", "tx:c": "3"})
+    tx.mget("tx:a", "tx:b", "tx:c")
+    tx.delete("tx:a")
+    expect("transaction replies", tx.execute(), [True, b"1", True, [b"1", b"2", b"3"], 1])
+    # A command refused while queueing aborts the whole transaction.
+    tx = r.pipeline()
+    tx.set("tx:never", "1")
+    tx.execute_command("NOSUCHCOMMAND")
+    try:
+        tx.execute()
+        outcome = "executed"
+    except redis.ResponseError:
+        outcome = "refused"
+    expect("transaction with an unknown command", outcome, "refused")
+    expect("aborted transaction applied nothing", r.get("tx:never"), None)
 
     info = r.info()
     expect("info redis_version present", "redis_version" in info, True)

@@ -319,6 +319,47 @@ fn redis_crate_binary_safe_values() {
 }
 
 #[test]
+fn transactions_multi_exec_discard() {
+    let (srv, _dir) = Server::start(&[]);
+    let mut con = connect(&srv);
+    // The redis crate's atomic pipeline wraps the commands in MULTI/EXEC.
+    let (a, n): (String, i64) =
+        redis::pipe().atomic().set("t:a", "1").ignore().get("t:a").del("t:a").query(&mut con).expect("atomic pipe");
+    assert_eq!((a.as_str(), n), ("1", 1));
+    // Exact replies, over a raw socket.
+    let mut c = srv.client();
+    let mut sent = Vec::new();
+    for args in [&[&b"MULTI"[..]][..], &[b"SET", b"k", b"v"], &[b"GET", b"k"], &[b"EXEC"], &[b"EXEC"]] {
+        sent.extend(request(args));
+    }
+    c.send(&sent);
+    let want = b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n$1\r\nv\r\n-ERR EXEC without MULTI\r\n";
+    assert_eq!(show(&c.read_exact(want.len())), show(want));
+    // DISCARD drops the queue; a refused command aborts EXEC; no nesting.
+    let mut sent = Vec::new();
+    for args in [
+        &[&b"MULTI"[..]][..],
+        &[b"SET", b"d", b"1"],
+        &[b"DISCARD"],
+        &[b"DISCARD"],
+        &[b"MULTI"],
+        &[b"MULTI"],
+        &[b"SET", b"e", b"1"],
+        &[b"GET"],
+        &[b"EXEC"],
+        &[b"GET", b"d"],
+        &[b"GET", b"e"],
+    ] {
+        sent.extend(request(args));
+    }
+    c.send(&sent);
+    let want = b"+OK\r\n+QUEUED\r\n+OK\r\n-ERR DISCARD without MULTI\r\n+OK\r\n\
+-ERR MULTI calls can not be nested\r\n+QUEUED\r\n-ERR wrong number of arguments for 'get' command\r\n\
+-EXECABORT Transaction discarded because of previous errors.\r\n$-1\r\n$-1\r\n";
+    assert_eq!(show(&c.read_exact(want.len())), show(want));
+}
+
+#[test]
 fn keys_cross_protocols() {
     let (srv, _dir) = Server::start(&[]);
     let mut con = connect(&srv);

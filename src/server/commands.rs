@@ -43,6 +43,21 @@ pub struct Client {
     pub peer: Option<u16>,
     /// The peer's link has finished catching up: its frames are in order.
     pub peer_ordered: bool,
+    /// A transaction being queued (MULTI until EXEC or DISCARD).
+    pub multi: Option<Multi>,
+}
+
+/// The commands queued between MULTI and EXEC. EXEC runs them one after the
+/// other in a single call: on one thread, nothing else runs in between,
+/// which is all the isolation MULTI/EXEC promises.
+#[derive(Debug, Default)]
+pub struct Multi {
+    /// The queued requests, re-encoded as RESP, back to back.
+    queued: Vec<u8>,
+    count: usize,
+    /// A command was refused while queueing (unknown, wrong arity, too
+    /// much queued): EXEC aborts, as Redis does.
+    failed: bool,
 }
 
 /// What the connection does after a command.
@@ -229,7 +244,78 @@ const COMMANDS: &[CommandInfo] = &[
     ("hello", -1, &["fast", "loading", "stale"], 0, 0, 0),
     ("quit", -1, &["fast", "loading", "stale"], 0, 0, 0),
     ("bgrewriteaof", 1, &["admin"], 0, 0, 0),
+    ("multi", 1, &["noscript", "loading", "stale", "fast"], 0, 0, 0),
+    ("exec", 1, &["noscript", "loading", "stale"], 0, 0, 0),
+    ("discard", 1, &["noscript", "loading", "stale", "fast"], 0, 0, 0),
+    ("watch", -2, &["noscript", "loading", "stale", "fast"], 1, -1, 1),
+    ("unwatch", 1, &["noscript", "loading", "stale", "fast"], 0, 0, 0),
 ];
+
+/// Whether `name` (upper-case) is a RESP command this server knows.
+fn known(name: &[u8]) -> bool {
+    COMMANDS.iter().any(|c| c.0.as_bytes().eq_ignore_ascii_case(name))
+        || matches!(name, b"COMPACT" | b"REPLHELLO" | b"REPL_PUT" | b"REPL_DEL" | b"REPL_FLUSHALL" | b"REPL_SYNCED")
+}
+
+fn unknown_command(out: &mut Vec<u8>, a: Args<'_>) {
+    let mut msg = format!("ERR unknown command '{}', with args beginning with: ", String::from_utf8_lossy(a.get(0)));
+    for arg in a.iter(1).take(8) {
+        msg.push_str(&format!("'{}' ", String::from_utf8_lossy(&arg[..arg.len().min(128)])));
+    }
+    resp::error(out, msg.as_bytes());
+}
+
+/// Inside MULTI: queues the command (answering QUEUED) unless it is one
+/// that acts on the transaction itself. Returns whether it was handled.
+fn queue_in_multi(core: &Core, client: &mut Client, name: &[u8], a: Args<'_>, out: &mut Vec<u8>) -> bool {
+    let Some(m) = &mut client.multi else { return false };
+    if matches!(name, b"EXEC" | b"DISCARD" | b"MULTI" | b"WATCH" | b"QUIT" | b"RESET") {
+        return false;
+    }
+    if !known(name) {
+        unknown_command(out, a);
+        m.failed = true;
+    } else if !arity_ok(name, a.len()) {
+        wrong_args(out, name);
+        m.failed = true;
+    } else if m.queued.len() > core.cfg.max_request {
+        resp::error(out, b"ERR transaction larger than --max-request; it will be discarded");
+        m.failed = true;
+    } else {
+        resp::array(&mut m.queued, a.len());
+        for arg in a.iter(0) {
+            resp::bulk(&mut m.queued, arg);
+        }
+        m.count += 1;
+        resp::simple(out, b"QUEUED");
+    }
+    true
+}
+
+/// EXEC: runs the queued commands, their replies as one array.
+fn exec(core: &mut Core, client: &mut Client, out: &mut Vec<u8>) {
+    match client.multi.take() {
+        None => resp::error(out, b"ERR EXEC without MULTI"),
+        Some(m) if m.failed => resp::error(out, b"EXECABORT Transaction discarded because of previous errors."),
+        Some(m) => {
+            resp::array(out, m.count);
+            // The queue holds requests this server encoded itself from
+            // requests it had already accepted: they parse, within any limit.
+            let limits = crate::proto::Limits { max_line: 64, max_bulk: usize::MAX, max_args: usize::MAX };
+            let mut argv = Argv::new();
+            let mut pos = 0;
+            while let Ok(crate::proto::Parsed::Request { consumed }) = resp::parse(&m.queued[pos..], &mut argv, &limits)
+            {
+                let a = Args { argv: &argv, buf: &m.queued[pos..] };
+                let _ = resp_command(core, client, a, out);
+                pos += consumed;
+                if pos >= m.queued.len() {
+                    break;
+                }
+            }
+        }
+    }
+}
 
 /// Whether `n` arguments fit the arity of `name` (upper-case). The table is
 /// ordered hottest first, so GET and SET are found at once.
@@ -255,6 +341,9 @@ fn resp_command(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec
     let name = upper(a.get(0), &mut nb);
     let n = a.len();
     let r3 = client.resp3;
+    if client.multi.is_some() && queue_in_multi(core, client, name, a, out) {
+        return Flow::Continue;
+    }
     if !arity_ok(name, n) {
         wrong_args(out, name);
         return Flow::Continue;
@@ -342,14 +431,24 @@ fn resp_command(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec
         b"REPLHELLO" | b"REPL_PUT" | b"REPL_DEL" | b"REPL_FLUSHALL" | b"REPL_SYNCED" => {
             replication(core, client, name, a, out);
         }
-        _ => {
-            let mut msg =
-                format!("ERR unknown command '{}', with args beginning with: ", String::from_utf8_lossy(a.get(0)));
-            for arg in a.iter(1).take(8) {
-                msg.push_str(&format!("'{}' ", String::from_utf8_lossy(&arg[..arg.len().min(128)])));
-            }
-            resp::error(out, msg.replace(['\r', '\n'], " ").as_bytes());
+        b"MULTI" if client.multi.is_some() => resp::error(out, b"ERR MULTI calls can not be nested"),
+        b"MULTI" => {
+            client.multi = Some(Multi::default());
+            resp::simple(out, b"OK");
         }
+        b"EXEC" => exec(core, client, out),
+        b"DISCARD" => match client.multi.take() {
+            Some(_) => resp::simple(out, b"OK"),
+            None => resp::error(out, b"ERR DISCARD without MULTI"),
+        },
+        b"WATCH" => {
+            if let Some(m) = &mut client.multi {
+                m.failed = true;
+            }
+            resp::error(out, b"ERR WATCH is not supported: MULTI/EXEC runs atomically on kvstore's single thread");
+        }
+        b"UNWATCH" => resp::simple(out, b"OK"),
+        _ => unknown_command(out, a),
     }
     Flow::Continue
 }
