@@ -15,13 +15,15 @@ use crate::proto::Limits;
 /// kvstore-server: a key-value server speaking a netcat-friendly text
 /// protocol and Redis's RESP on one port, with an append-only log and
 /// replication to peers.
-///
-/// Examples:
-///   kvstore-server 12345
-///   kvstore-server 12345 127.0.0.1:12346,127.0.0.1:12347
-///
-/// Logging goes to stderr; set RUST_LOG=debug (or warn, ...) to change the level.
 #[derive(FromArgs, Debug)]
+#[argh(
+    example = "One node, data in data/12345:\n  $ {command_name} 12345",
+    example = "A node of a three-node cluster (start the other two likewise):\n  $ {command_name} 12345 127.0.0.1:12346,127.0.0.1:12347",
+    example = "Every reply on disk before it is sent:\n  $ {command_name} 12345 --fsync always",
+    note = "Talk to it with netcat (PUT k v / GET k / DEL k / STATS) or any Redis client. \
+Logs go to stderr; RUST_LOG=debug (or warn, ...) sets the level. SIGTERM or SIGINT \
+stops it cleanly, with the log fsynced."
+)]
 pub struct Args {
     /// TCP port to listen on (0 picks a free one; the log says which)
     #[argh(positional)]
