@@ -8,9 +8,6 @@ use std::time::Instant;
 
 use argh::FromArgs;
 use kvstore::config::{Args, Config};
-use kvstore::core::append_log::{AppendLog, Fsync, LogConfig};
-use kvstore::core::store::Store;
-use kvstore::net::cluster::Cluster;
 use kvstore::proto::{Argv, Limits, Parsed, resp, text};
 use kvstore::server::commands::{Client, Proto, execute};
 use kvstore::server::core::Core;
@@ -138,33 +135,13 @@ fn config(dir: &std::path::Path) -> Config {
     Config::from_args(Args::from_args(&["kvstore-server"], &["7000", "--dir", d, "--fsync", "no"]).unwrap()).unwrap()
 }
 
-fn log_cfg(dir: &std::path::Path) -> LogConfig {
-    LogConfig { dir: dir.to_path_buf(), fsync: Fsync::No, truncate_corrupt: false, max_record: 1 << 20 }
-}
-
-fn replayed_store(dir: &std::path::Path) -> Store {
-    let mut store = Store::new(false);
-    let (log, _) = AppendLog::open(&log_cfg(dir), |rec| {
-        store.apply(rec, 1);
-    })
-    .unwrap();
-    drop(log);
-    store.commit();
-    store.sweep_fresh_tombstones();
-    store
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn replies_match_a_hashmap_and_replay_rebuilds_the_store(cmds in proptest::collection::vec(cmd(), 1..60)) {
         let dir = TempDir::new("model");
-        let cfg = config(dir.path());
-        let store = Store::new(false);
-        let (log, _) = AppendLog::open(&log_cfg(dir.path()), |_| {}).unwrap();
-        let cluster = Cluster::new(7000, &[], Instant::now());
-        let mut core = Core::new(cfg, 7000, store, log, cluster);
+        let (mut core, _) = Core::open(config(dir.path()), 7000, Instant::now()).unwrap();
         let mut client = Client::default();
         let mut model = HashMap::new();
         let mut argv = Argv::new();
@@ -194,10 +171,11 @@ proptest! {
         core.store.sweep_fresh_tombstones();
         prop_assert_eq!(core.store.len(), model.len());
         drop(core);
-        let replayed = replayed_store(dir.path());
-        prop_assert_eq!(replayed.len(), model.len());
+        // The server's own start-up path replays the log.
+        let (replayed, _) = Core::open(config(dir.path()), 7000, Instant::now()).unwrap();
+        prop_assert_eq!(replayed.store.len(), model.len());
         for (k, v) in &model {
-            prop_assert_eq!(replayed.get(k), Some(v.as_slice()));
+            prop_assert_eq!(replayed.store.get(k), Some(v.as_slice()));
         }
     }
 }

@@ -205,6 +205,8 @@ pub struct Conn {
     /// Output offset of the first reply that waits for the log: replies
     /// from here on are retracted if the log write fails.
     pub unacked_at: Option<usize>,
+    /// Whether that reply was RESP, so the error replacing it is too.
+    pub unacked_resp: bool,
 }
 
 impl Conn {
@@ -220,6 +222,7 @@ impl Conn {
             unread: false,
             queued: false,
             unacked_at: None,
+            unacked_resp: false,
         }
     }
 }

@@ -417,8 +417,8 @@ fn resp_command(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec
         }
         b"COMMAND" => command(a, r3, out),
         b"CONFIG" => config(core, a, r3, out),
-        b"CLIENT" => client_cmd(core, client, a, out),
-        b"HELLO" => hello(core, client, a, out),
+        b"CLIENT" => client_cmd(client, a, out),
+        b"HELLO" => hello(client, a, out),
         b"QUIT" => {
             resp::simple(out, b"OK");
             return Flow::Close;
@@ -580,7 +580,7 @@ fn config(core: &mut Core, a: Args<'_>, r3: bool, out: &mut Vec<u8>) {
     }
 }
 
-fn client_cmd(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec<u8>) {
+fn client_cmd(client: &mut Client, a: Args<'_>, out: &mut Vec<u8>) {
     let sub = a.get(1).to_ascii_uppercase();
     match (sub.as_slice(), a.len()) {
         (b"ID", 2) => resp::int(out, client.id as i64),
@@ -616,7 +616,6 @@ fn client_cmd(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec<u
             resp::verbatim(out, b"txt", line.as_bytes(), client.resp3);
         }
         _ => {
-            let _ = core;
             let msg = format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
                 String::from_utf8_lossy(a.get(1))
@@ -650,7 +649,7 @@ fn client_line(c: &Client) -> String {
     )
 }
 
-fn hello(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec<u8>) {
+fn hello(client: &mut Client, a: Args<'_>, out: &mut Vec<u8>) {
     let mut resp3 = client.resp3;
     let mut i = 1;
     if a.len() > 1 {
@@ -701,7 +700,6 @@ fn hello(core: &mut Core, client: &mut Client, a: Args<'_>, out: &mut Vec<u8>) {
     resp::bulk(out, b"master");
     resp::bulk(out, b"modules");
     resp::array(out, 0);
-    let _ = core;
 }
 
 /// The Redis version kvstore answers as: the command set and replies

@@ -31,7 +31,7 @@ pub struct Stats {
     pub rejected_connections: u64,
     /// Commands executed.
     pub commands: u64,
-    /// Reads that found their key / did not.
+    /// Reads that found their key.
     pub hits: u64,
     /// Reads that did not find their key.
     pub misses: u64,

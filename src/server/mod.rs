@@ -279,9 +279,7 @@ impl Server {
             if discard_output {
                 slot.conn.output.truncate_unwritten(0);
             }
-            if !slot.conn.closing {
-                slot.conn.closing = true;
-            }
+            slot.conn.closing = true;
             self.closing.push(id);
         }
     }
@@ -369,6 +367,7 @@ impl Server {
                     let flow = commands::execute(core, client, proto, argv, buf, out);
                     if core.wrote && conn.unacked_at.is_none() {
                         conn.unacked_at = Some(before);
+                        conn.unacked_resp = proto == Proto::Resp;
                     }
                     if flow == Flow::Close {
                         conn.closing = true;
@@ -498,11 +497,9 @@ impl Server {
                 for &id in &self.flush {
                     let Some(slot) = self.slots.get_mut(id) else { continue };
                     let Some(at) = slot.conn.unacked_at.take() else { continue };
-                    let resp =
-                        matches!(slot.conn.output.data.get(at), Some(b'+' | b'-' | b':' | b'$' | b'*' | b'_' | b'%'));
                     slot.conn.output.truncate_unwritten(at);
                     let msg = format!("log write failed ({e}); the write was not applied");
-                    if resp {
+                    if slot.conn.unacked_resp {
                         resp::error(&mut slot.conn.output.data, format!("ERR {msg}").as_bytes());
                     } else {
                         text::line(&mut slot.conn.output.data, format!("ERROR {msg}").as_bytes());
