@@ -18,9 +18,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use kvstore::core::append_log::AppendLog;
-use kvstore::core::record::{FLAG_ORDERED, Op, Record, Version};
-use kvstore::core::store::Store;
+use kvstore::storage::log::AppendLog;
+use kvstore::storage::record::{FLAG_ORDERED, Op, Record, Version};
+use kvstore::storage::store::Store;
 use util::{KEY_LEN, TempDir, key, value};
 
 const REPLAY_RECORDS: u64 = 100_000;

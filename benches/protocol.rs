@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kvstore::config::{Args, Config};
-use kvstore::core::append_log::AppendLog;
-use kvstore::core::record::Op;
-use kvstore::core::store::Store;
-use kvstore::net::cluster::Cluster;
+use kvstore::node::Core;
+use kvstore::node::cmd::{self as commands, Client, Proto};
 use kvstore::proto::{Argv, Limits, Parsed, resp, text};
-use kvstore::server::commands::{self, Client, Proto};
-use kvstore::server::core::Core;
+use kvstore::repl::Cluster;
+use kvstore::storage::log::AppendLog;
+use kvstore::storage::record::Op;
+use kvstore::storage::store::Store;
 use util::{KEY_LEN, Rng, TempDir, key, value};
 
 fn text_put(k: &[u8], v: &[u8]) -> Vec<u8> {

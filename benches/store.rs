@@ -22,8 +22,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kvstore::core::record::{FLAG_ORDERED, Op, Record};
-use kvstore::core::store::{Applied, Store};
+use kvstore::storage::record::{FLAG_ORDERED, Op, Record};
+use kvstore::storage::store::{Applied, Store};
 use util::{KEY_LEN, Rng, key, value};
 
 const KEYS: usize = 1_000_000;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
-use crate::core::append_log::Fsync;
 use crate::proto::Limits;
+use crate::storage::log::Fsync;
 
 /// kvstore-server: a key-value server speaking a netcat-friendly text
 /// protocol and Redis's RESP on one port, with an append-only log and

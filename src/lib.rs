@@ -25,7 +25,8 @@
 //! - `src/bin/`: `kvstore-server`, and `kvstore-bench`, the load generator.
 
 pub mod config;
-pub mod core;
-pub mod net;
+pub mod node;
 pub mod proto;
+pub mod repl;
 pub mod server;
+pub mod storage;

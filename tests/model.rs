@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use argh::FromArgs;
 use kvstore::config::{Args, Config};
+use kvstore::node::Core;
+use kvstore::node::cmd::{Client, Proto, execute};
 use kvstore::proto::{Argv, Limits, Parsed, resp, text};
-use kvstore::server::commands::{Client, Proto, execute};
-use kvstore::server::core::Core;
 use proptest::prelude::*;
 
 mod common;

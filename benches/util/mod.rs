@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::Criterion;
-use kvstore::core::append_log::{AppendLog, Fsync, LogConfig};
+use kvstore::storage::log::{AppendLog, Fsync, LogConfig};
 
 /// Short runs: the machine is small and shared. `--warm-up-time` and
 /// `--measurement-time` on the command line still override these.

@@ -21,10 +21,7 @@
 //!    of this batch can reach a reused slab slot);
 //!    f. finish a compaction whose file switch completed; start one if due.
 
-pub mod commands;
-pub mod core;
-#[cfg(test)]
-mod sim;
+pub mod conn;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -37,13 +34,13 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use self::commands::{Client, Flow, Proto};
-use self::core::{Core, unix_now};
 use crate::config::Config;
-use crate::core::record::{Op, Record};
-use crate::net::conn::Conn;
-use crate::net::peer::{self, LinkState};
+use crate::node::cmd::{self as commands, Client, Flow, Proto};
+use crate::node::{Core, unix_now};
 use crate::proto::{Argv, Parsed, resp, text};
+use crate::repl::link::{self as peer, LinkState};
+use crate::server::conn::Conn;
+use crate::storage::record::{Op, Record};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -285,7 +282,7 @@ impl Server {
     }
 
     /// Reads a client until `WouldBlock` (or its budget), then processes.
-    /// `trust_short_read`: see [`crate::net::conn::InBuf::fill`].
+    /// `trust_short_read`: see [`crate::server::conn::InBuf::fill`].
     fn read_client(&mut self, id: usize, trust_short_read: bool) {
         let max_request = self.core.cfg.max_request;
         let Some(slot) = self.slots.get_mut(id) else { return };
@@ -693,7 +690,7 @@ impl Server {
     /// Reads a link's replies until `WouldBlock` or the read budget (then
     /// it is put on the resume list: under edge-triggered readiness no
     /// event would come for bytes already waiting), and acts on them.
-    /// `trust_short_read`: see [`crate::net::conn::InBuf::fill`].
+    /// `trust_short_read`: see [`crate::server::conn::InBuf::fill`].
     fn read_link(&mut self, id: usize, li: usize, trust_short_read: bool) {
         let now = Instant::now();
         let Server { slots, core, .. } = self;
@@ -806,7 +803,7 @@ impl Lookahead {
 /// Returns how many bytes of requests it covered (all of `input` when it
 /// met an incomplete or bad request, which the main pass then deals with).
 fn prefetch_keys(
-    store: &crate::core::store::Store,
+    store: &crate::storage::store::Store,
     input: &[u8],
     base: usize,
     argv: &mut Argv,

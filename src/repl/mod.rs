@@ -9,10 +9,12 @@
 //! records flagged in-order and from watermark records (written when a
 //! catch-up completes, and at the head of a compacted log).
 
+pub mod link;
+
 use std::time::Instant;
 
-use super::peer::{Link, LinkState};
-use crate::core::record::{FLAG_ORDERED, Op, Record, Version};
+use self::link::{Link, LinkState};
+use crate::storage::record::{FLAG_ORDERED, Op, Record, Version};
 
 /// This node, its peers, and the watermarks.
 #[derive(Debug)]

@@ -6,14 +6,18 @@
 //! the log in the same step, and its reply waits in the connection's output
 //! until the server has committed the log (see `Server::before_sleep`).
 
+pub mod cmd;
+#[cfg(test)]
+mod sim;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
-use crate::core::append_log::{AppendLog, LogConfig, ReplayStats};
-use crate::core::record::{FLAG_ORDERED, Op, Record, Version};
-use crate::core::store::{Applied, Store};
-use crate::net::cluster::Cluster;
-use crate::net::peer::{self, LinkReply, LinkState};
+use crate::repl::Cluster;
+use crate::repl::link::{self as peer, LinkReply, LinkState};
+use crate::storage::log::{AppendLog, LogConfig, ReplayStats};
+use crate::storage::record::{FLAG_ORDERED, Op, Record, Version};
+use crate::storage::store::{Applied, Store};
 
 /// A catch-up scan adds frames only while the link's queue is below this.
 pub const SYNC_HIGH_WATER: usize = 256 << 10;

@@ -19,15 +19,15 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::commands::{self, Client, Proto};
-use super::core::Core;
+use super::Core;
+use super::cmd::{self as commands, Client, Proto};
 use argh::FromArgs;
 
 use crate::config::{Args, Config};
-use crate::core::record::{Op, Record};
-use crate::core::store::Store;
-use crate::net::peer::{self, LinkState};
 use crate::proto::{Argv, Parsed, resp};
+use crate::repl::link::{self as peer, LinkState};
+use crate::storage::record::{Op, Record};
+use crate::storage::store::Store;
 
 /// Nodes in the simulated cluster.
 const N: usize = 3;

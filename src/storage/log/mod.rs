@@ -106,7 +106,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::record::{DecodeError, FRAME_HEADER, Record};
+use crate::storage::record::{DecodeError, FRAME_HEADER, Record};
 
 /// The log's file name inside [`LogConfig::dir`].
 pub const LOG_FILE: &str = "kvstore.aof";
@@ -1222,7 +1222,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::core::record::{FLAG_ORDERED, Op, Version};
+    use crate::storage::record::{FLAG_ORDERED, Op, Version};
 
     /// A unique directory under the system temp dir, removed on drop.
     struct TempDir(PathBuf);

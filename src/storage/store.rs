@@ -504,7 +504,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::FLAG_ORDERED;
+    use crate::storage::record::FLAG_ORDERED;
 
     fn put<'a>(key: &'a [u8], value: &'a [u8], v: Version) -> Record<'a> {
         Record { op: Op::Put, flags: FLAG_ORDERED, version: v, key, value }

@@ -6,11 +6,11 @@
 //! RESP has Redis's names, arities and error texts, so Redis clients and
 //! tools work unmodified. Both reach the same store and the same write path.
 
-use crate::core::record::{Op, Record, Version};
-use crate::core::store::Applied;
 use crate::proto::{Argv, resp, text};
+use crate::storage::record::{Op, Record, Version};
+use crate::storage::store::Applied;
 
-use super::core::{Core, Refused};
+use crate::node::{Core, Refused};
 
 /// Which protocol a request came in, and so which reply encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

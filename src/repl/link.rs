@@ -26,8 +26,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::core::record::{Op, Record, Version};
 use crate::proto::resp;
+use crate::storage::record::{Op, Record, Version};
 
 /// First reconnect delay after a failure.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
