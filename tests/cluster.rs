@@ -82,8 +82,7 @@ impl Cluster {
 
     /// Restarts a killed node on its port and data dir.
     fn restart(&mut self, i: usize) {
-        let peers = others(&self.ports, i);
-        self.node(i).restart(&peers);
+        self.node(i).restart();
     }
 
     fn client(&self, i: usize) -> Client {

@@ -575,7 +575,7 @@ fn huge_declared_bulk_then_disconnect_costs_no_memory() {
     for args in [&[][..], &["--max-bulk", "1000000000", "--max-request", "1100000000"]] {
         let (mut srv, _dir) = Server::start(args);
         let mut watcher = srv.client();
-        // The harness's readiness probe may not be reaped yet.
+        // Nothing else is connected (the harness connects no probe; this makes sure).
         wait_for("only the watcher to be connected", || watcher.stat("connections") == "1");
 
         let mut c = Client::connect(srv.port);

@@ -1,6 +1,6 @@
-//! Test harness: starts the real `kvstore-server` binary on a free
-//! 127.0.0.1 port with a private data directory, and talks to it over TCP
-//! as netcat would. Nothing here sleeps for a fixed time: conditions are
+//! Test harness: starts the real `kvstore-server` binary on 127.0.0.1
+//! port 0 with a private data directory, reads the port it got from its
+//! start-up log line, and talks to it over TCP as netcat would. Nothing here sleeps for a fixed time: conditions are
 //! polled until a deadline.
 #![allow(dead_code)]
 
@@ -60,9 +60,16 @@ impl Drop for TempDir {
 /// A running kvstore-server child process.
 pub struct Server {
     pub child: Option<Child>,
+    /// The port it listens on, as its log said (it was started on port 0
+    /// unless `fixed_port` is set).
     pub port: u16,
     pub dir: PathBuf,
     pub args: Vec<String>,
+    /// Ports of its peers, named on its command line.
+    pub peers: Vec<u16>,
+    /// A port chosen ahead, which it is started (and restarted) on: a
+    /// cluster node's, since its peers dial it. `None`: port 0.
+    pub fixed_port: Option<u16>,
     pub log: PathBuf,
     /// RLIMIT_FSIZE for the child (simulates a full disk: writes past it fail).
     pub fsize_limit: Option<u64>,
@@ -70,6 +77,22 @@ pub struct Server {
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_kvstore-server")
+}
+
+/// The address in the server's start-up line, once that whole line is in
+/// `log`:
+/// `… kvstore-server node <id> listening on <ip:port> (text protocol and RESP); data in …`.
+pub fn listening_addr(log: &str) -> Option<SocketAddr> {
+    // Only complete lines: the server may be writing the last one.
+    let complete = &log[..log.rfind('\n')? + 1];
+    complete.lines().find_map(|line| {
+        let (_, rest) = line.split_once("kvstore-server node ")?;
+        let (id, rest) = rest.split_once(' ')?;
+        id.parse::<u16>().ok()?;
+        let rest = rest.strip_prefix("listening on ")?;
+        let addr: SocketAddr = rest.split(' ').next()?.parse().ok()?;
+        (addr.port() != 0).then_some(addr)
+    })
 }
 
 /// Runs the server binary with `args` to completion, as a person would from
@@ -105,32 +128,29 @@ pub fn run_binary(args: &[&str]) -> std::process::Output {
 }
 
 impl Server {
-    /// Starts a server on a free port with data in `dir` and extra `args`.
+    /// Starts a server on port 0 with data in `dir` and extra `args`.
     pub fn start_in(dir: &Path, args: &[&str]) -> Server {
         Server::start_with(dir, args, &[], None)
     }
 
-    /// Starts a server with `peers` (host:port list) and extra args; `port`
-    /// forces a port (for restarts and clusters).
+    /// Starts a server with `peers` and extra `args`, on port 0 unless
+    /// `port` is given (a cluster node's port, chosen ahead). A given port
+    /// that is in use is tried again until the deadline, in case whatever
+    /// took it lets go.
     pub fn start_with(dir: &Path, args: &[&str], peers: &[u16], port: Option<u16>) -> Server {
-        for attempt in 0..5 {
-            let port = port.unwrap_or_else(free_port);
-            let mut s = Server {
-                child: None,
-                port,
-                dir: dir.to_path_buf(),
-                args: args.iter().map(|s| s.to_string()).collect(),
-                log: dir.join(format!("server-{port}-{attempt}.log")),
-                fsize_limit: None,
-            };
-            s.spawn(peers);
-            match s.wait_listening() {
-                Ok(()) => return s,
-                Err(msg) if msg.contains("Address already in use") && attempt < 4 => continue,
-                Err(msg) => panic!("server did not start: {msg}"),
-            }
+        let mut s = Server::planned(dir, args, peers, port);
+        if let Err(msg) = s.launch(true) {
+            panic!("server did not start: {msg}");
         }
-        unreachable!()
+        s
+    }
+
+    /// As `start_with`, but one attempt: `Err` (with the server's log) if
+    /// it did not start, e.g. because `port` is in use.
+    pub fn try_start_with(dir: &Path, args: &[&str], peers: &[u16], port: Option<u16>) -> Result<Server, String> {
+        let mut s = Server::planned(dir, args, peers, port);
+        s.launch(false)?;
+        Ok(s)
     }
 
     /// Starts a server in a fresh temp dir (kept by the returned TempDir).
@@ -140,17 +160,55 @@ impl Server {
         (s, dir)
     }
 
-    fn spawn(&mut self, peers: &[u16]) {
+    fn planned(dir: &Path, args: &[&str], peers: &[u16], port: Option<u16>) -> Server {
+        Server {
+            child: None,
+            port: 0,
+            dir: dir.to_path_buf(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            peers: peers.to_vec(),
+            fixed_port: port,
+            log: PathBuf::new(),
+            fsize_limit: None,
+        }
+    }
+
+    /// Spawns the server and waits for its start-up line, which gives
+    /// `self.port`. A fixed port "in use" is tried again until the deadline
+    /// if `retry_in_use`.
+    fn launch(&mut self, retry_in_use: bool) -> Result<(), String> {
+        assert!(self.child.is_none(), "stop the server first");
+        let end = Instant::now() + DEADLINE;
+        loop {
+            self.spawn();
+            match self.wait_listening() {
+                Ok(port) => {
+                    self.port = port;
+                    return Ok(());
+                }
+                Err(msg) if retry_in_use && msg.contains("Address already in use") && Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(msg) => return Err(msg),
+            }
+        }
+    }
+
+    /// Starts the child with a fresh log file.
+    fn spawn(&mut self) {
+        static SPAWNS: AtomicU64 = AtomicU64::new(0);
+        self.log = self.dir.join(format!("server-{}.log", SPAWNS.fetch_add(1, Ordering::Relaxed)));
         let mut cmd = Command::new(binary());
-        cmd.arg(self.port.to_string());
-        if !peers.is_empty() {
-            let list: Vec<String> = peers.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        cmd.arg(self.fixed_port.unwrap_or(0).to_string());
+        if !self.peers.is_empty() {
+            let list: Vec<String> = self.peers.iter().map(|p| format!("127.0.0.1:{p}")).collect();
             cmd.arg(list.join(","));
         }
         cmd.arg("--dir").arg(self.dir.join("data"));
         cmd.args(&self.args);
         let log = std::fs::File::create(&self.log).expect("create server log");
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        // The harness needs the info-level start-up line to learn the port.
         cmd.env("RUST_LOG", std::env::var("KV_TEST_LOG").unwrap_or_else(|_| "info".into()));
         if let Some(limit) = self.fsize_limit {
             use std::os::unix::process::CommandExt;
@@ -168,11 +226,20 @@ impl Server {
         self.child = Some(cmd.spawn().expect("spawn kvstore-server"));
     }
 
-    fn wait_listening(&mut self) -> Result<(), String> {
+    /// Polls the log until the start-up line names the port the server
+    /// listens on (it has bound and listens by then), or the server exits,
+    /// or the deadline passes.
+    fn wait_listening(&mut self) -> Result<u16, String> {
         let end = Instant::now() + DEADLINE;
+        let mut pause = Duration::from_millis(1);
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
+            if let Some(addr) = listening_addr(&self.log_text()) {
+                if let Some(want) = self.fixed_port
+                    && addr.port() != want
+                {
+                    return Err(format!("listening on {addr}, not port {want}: {}", self.log_text()));
+                }
+                return Ok(addr.port());
             }
             if let Some(child) = &mut self.child
                 && let Ok(Some(status)) = child.try_wait()
@@ -181,9 +248,14 @@ impl Server {
                 return Err(format!("exited with {status}: {}", self.log_text()));
             }
             if Instant::now() > end {
-                return Err(format!("not listening after {DEADLINE:?}: {}", self.log_text()));
+                return Err(format!(
+                    "no \"listening on\" line in its log after {DEADLINE:?} \
+                     (KV_TEST_LOG must keep kvstore::server at info): {}",
+                    self.log_text()
+                ));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
 
@@ -221,22 +293,14 @@ impl Server {
         }
     }
 
-    /// Starts the server again on the same port and data dir.
-    pub fn restart(&mut self, peers: &[u16]) {
-        assert!(self.child.is_none(), "stop the server first");
-        let end = Instant::now() + DEADLINE;
-        loop {
-            static RESTARTS: AtomicU64 = AtomicU64::new(0);
-            let n = RESTARTS.fetch_add(1, Ordering::Relaxed);
-            self.log = self.dir.join(format!("server-{}-restart-{n}.log", self.port));
-            self.spawn(peers);
-            match self.wait_listening() {
-                Ok(()) => return,
-                Err(msg) if msg.contains("Address already in use") && Instant::now() < end => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(msg) => panic!("restart failed: {msg}"),
-            }
+    /// Starts the stopped server again on its data dir, with its `args`
+    /// and peers as they are now. A server started on port 0 is started on
+    /// port 0 again and `self.port` is the new port (no test needs the old
+    /// one back: clients connect anew); a cluster node comes back on its
+    /// fixed port, which its peers dial.
+    pub fn restart(&mut self) {
+        if let Err(msg) = self.launch(true) {
+            panic!("restart failed: {msg}");
         }
     }
 
@@ -244,7 +308,7 @@ impl Server {
     pub fn restart_with_fsize_limit(&mut self, limit: Option<u64>) {
         self.kill9();
         self.fsize_limit = limit;
-        self.restart(&[]);
+        self.restart();
     }
 
     pub fn pid(&self) -> u32 {
