@@ -1,5 +1,6 @@
-//! Replication through the real binary: 3-node clusters on free ports, each
-//! node in its own temp dir, listing the other two as peers, as
+//! Replication through the real binary: 3-node clusters, each node in its
+//! own temp dir on a port chosen ahead (see `ports_ahead`: a node's peers
+//! are named on its command line), listing the other two as peers, as
 //! `kvstore-server 12345 127.0.0.1:12346,127.0.0.1:12347` would be run.
 //!
 //! Every condition is polled until the harness deadline; nothing sleeps a
@@ -20,18 +21,6 @@ use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- helpers
 
-/// `n` distinct ports that were free a moment ago.
-fn distinct_ports(n: usize) -> Vec<u16> {
-    let mut ports: Vec<u16> = Vec::new();
-    while ports.len() < n {
-        let p = free_port();
-        if !ports.contains(&p) {
-            ports.push(p);
-        }
-    }
-    ports
-}
-
 /// Every port but the `i`th: node `i`'s peers.
 fn others(ports: &[u16], i: usize) -> Vec<u16> {
     ports.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &p)| p).collect()
@@ -47,29 +36,47 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Reserves ports and dirs for `n` nodes without starting any.
+    /// Chooses ports (ahead: see `ports_ahead`) and dirs for `n` nodes
+    /// without starting any.
     fn planned(n: usize, args: &[&'static str]) -> Cluster {
         Cluster {
-            ports: distinct_ports(n),
+            ports: ports_ahead(n),
             dirs: (0..n).map(|_| TempDir::new("cluster")).collect(),
             nodes: (0..n).map(|_| None).collect(),
             args: args.to_vec(),
         }
     }
 
-    /// Starts `n` nodes (extra server `args` for each).
+    /// Starts `n` nodes (extra server `args` for each). If a node cannot
+    /// bind its port (taken since it was chosen), the whole cluster starts
+    /// over on fresh ports, since the running nodes' peers name the old one.
     fn start(n: usize, args: &[&'static str]) -> Cluster {
-        let mut c = Cluster::planned(n, args);
-        for i in 0..n {
-            c.start_node(i);
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut c = Cluster::planned(n, args);
+            match (0..n).try_for_each(|i| c.try_start_node(i)) {
+                Ok(()) => return c,
+                Err(msg) if port_in_use(&msg) => last = msg,
+                Err(msg) => panic!("node did not start: {msg}"),
+            }
         }
-        c
+        panic!("no cluster of {n} started on 5 sets of ports: {last}");
     }
 
+    /// Starts node `i` on its port (tried again while that is in use, up to
+    /// the deadline: the other nodes name it).
     fn start_node(&mut self, i: usize) {
         assert!(self.nodes[i].is_none(), "node {i} is running");
         let peers = others(&self.ports, i);
         self.nodes[i] = Some(Server::start_with(self.dirs[i].path(), &self.args, &peers, Some(self.ports[i])));
+    }
+
+    /// Starts node `i` on its port, once.
+    fn try_start_node(&mut self, i: usize) -> Result<(), String> {
+        assert!(self.nodes[i].is_none(), "node {i} is running");
+        let peers = others(&self.ports, i);
+        self.nodes[i] = Some(Server::try_start_with(self.dirs[i].path(), &self.args, &peers, Some(self.ports[i]))?);
+        Ok(())
     }
 
     fn node(&mut self, i: usize) -> &mut Server {
@@ -464,7 +471,7 @@ fn a_peer_that_never_reads_neither_stalls_nor_bloats_its_neighbour() {
     let deaf = DeafPeer::start();
     let dir_a = TempDir::new("deaf-a");
     let dir_b = TempDir::new("deaf-b");
-    let ports = distinct_ports(2);
+    let ports = ports_ahead(2);
     let limit = 1 << 20;
     let limit_arg = limit.to_string();
     let args_a = ["--peer-queue-limit", limit_arg.as_str(), "--fsync", "no"];
@@ -678,21 +685,6 @@ fn a_restarted_node_numbers_its_writes_past_what_its_peers_hold() {
 
 // ---------------------------------------------------------------- scripts/cluster.sh
 
-/// Three consecutive ports that were free a moment ago.
-fn free_port_run(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_port();
-        if base > u16::MAX - n {
-            continue;
-        }
-        let held: Vec<_> = (0..n).filter_map(|i| TcpListener::bind(("127.0.0.1", base + i)).ok()).collect();
-        if held.len() == n as usize {
-            return base;
-        }
-    }
-    panic!("no run of {n} free ports");
-}
-
 fn script(dir: &Path, base: u16, args: &[&str]) -> (bool, String) {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new("bash")
@@ -753,7 +745,7 @@ impl Drop for ScriptCluster {
 
 #[test]
 fn cluster_script_starts_reports_and_stops_three_nodes() {
-    let base = free_port_run(3);
+    let base = port_run_ahead(3);
     let mut sc = ScriptCluster { dir: TempDir::new("script"), pids: HashSet::new() };
     let dir = sc.dir.path().join("cluster");
     let (ok, out) = script(&dir, base, &["start", "3"]);

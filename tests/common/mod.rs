@@ -25,10 +25,58 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+// ---------------------------------------------------------------- ports chosen ahead
+//
+// The only ports the tests choose before a server runs are chosen here.
+// Every other server starts on port 0 and the harness reads its port from
+// its log. A cluster cannot: each node names its peers (host:port) on its
+// command line, so all of a cluster's ports must be known before its first
+// node starts, and a restarted node must come back on its own port, which
+// its peers keep dialling. (scripts/cluster.sh likewise takes a base port
+// and uses the ones after it.) The OS picks each port (a bind to port 0)
+// and the listener is dropped, so something else may take the port before
+// the node binds it: `Server::start_with` and `restart` try a fixed port
+// again while it is "Address already in use", and tests/cluster.rs starts a
+// whole cluster over on fresh ports if a node cannot bind its own.
+
 /// A port that was free a moment ago (the OS picked it for a bind to port 0).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
+}
+
+/// `n` distinct ports that were free a moment ago, for a cluster's nodes.
+pub fn ports_ahead(n: usize) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < n {
+        let p = free_port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
+/// The first of `n` consecutive ports that were free a moment ago (all `n`
+/// were bound at once), for scripts/cluster.sh's base port.
+pub fn port_run_ahead(n: u16) -> u16 {
+    for _ in 0..200 {
+        let base = free_port();
+        if base > u16::MAX - n {
+            continue;
+        }
+        let held: Vec<_> = (0..n).filter_map(|i| TcpListener::bind(("127.0.0.1", base + i)).ok()).collect();
+        if held.len() == n as usize {
+            return base;
+        }
+    }
+    panic!("no run of {n} free ports");
+}
+
+/// Whether a failed start (`Err` of `Server::try_start_with`) was its
+/// fixed port being taken.
+pub fn port_in_use(msg: &str) -> bool {
+    msg.contains("Address already in use")
 }
 
 /// A directory removed when dropped.
@@ -134,7 +182,7 @@ impl Server {
     }
 
     /// Starts a server with `peers` and extra `args`, on port 0 unless
-    /// `port` is given (a cluster node's port, chosen ahead). A given port
+    /// `port` is given (a cluster node's port, from `ports_ahead`). A given port
     /// that is in use is tried again until the deadline, in case whatever
     /// took it lets go.
     pub fn start_with(dir: &Path, args: &[&str], peers: &[u16], port: Option<u16>) -> Server {
@@ -186,7 +234,7 @@ impl Server {
                     self.port = port;
                     return Ok(());
                 }
-                Err(msg) if retry_in_use && msg.contains("Address already in use") && Instant::now() < end => {
+                Err(msg) if retry_in_use && port_in_use(&msg) && Instant::now() < end => {
                     std::thread::sleep(Duration::from_millis(20))
                 }
                 Err(msg) => return Err(msg),
