@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Polls `cond` until it holds or `DEADLINE` passes; panics with `what`.
+#[track_caller]
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + DEADLINE;
     let mut pause = Duration::from_millis(1);
@@ -40,12 +41,14 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 // whole cluster over on fresh ports if a node cannot bind its own.
 
 /// A port that was free a moment ago (the OS picked it for a bind to port 0).
+#[track_caller]
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
 }
 
 /// `n` distinct ports that were free a moment ago, for a cluster's nodes.
+#[track_caller]
 pub fn ports_ahead(n: usize) -> Vec<u16> {
     let mut ports: Vec<u16> = Vec::new();
     while ports.len() < n {
@@ -59,6 +62,7 @@ pub fn ports_ahead(n: usize) -> Vec<u16> {
 
 /// The first of `n` consecutive ports that were free a moment ago (all `n`
 /// were bound at once), for scripts/cluster.sh's base port.
+#[track_caller]
 pub fn port_run_ahead(n: u16) -> u16 {
     for _ in 0..200 {
         let base = free_port();
@@ -83,6 +87,7 @@ pub fn port_in_use(msg: &str) -> bool {
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    #[track_caller]
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
@@ -146,6 +151,7 @@ pub fn listening_addr(log: &str) -> Option<SocketAddr> {
 /// Runs the server binary with `args` to completion, as a person would from
 /// a shell, killing it if it is still running at the deadline (so a server
 /// that should have refused to start fails the test instead of hanging it).
+#[track_caller]
 pub fn run_binary(args: &[&str]) -> std::process::Output {
     let dir = TempDir::new("run");
     let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
@@ -177,6 +183,7 @@ pub fn run_binary(args: &[&str]) -> std::process::Output {
 
 impl Server {
     /// Starts a server on port 0 with data in `dir` and extra `args`.
+    #[track_caller]
     pub fn start_in(dir: &Path, args: &[&str]) -> Server {
         Server::start_with(dir, args, &[], None)
     }
@@ -185,6 +192,7 @@ impl Server {
     /// `port` is given (a cluster node's port, from `ports_ahead`). A given port
     /// that is in use is tried again until the deadline, in case whatever
     /// took it lets go.
+    #[track_caller]
     pub fn start_with(dir: &Path, args: &[&str], peers: &[u16], port: Option<u16>) -> Server {
         let mut s = Server::planned(dir, args, peers, port);
         if let Err(msg) = s.launch(true) {
@@ -195,6 +203,7 @@ impl Server {
 
     /// As `start_with`, but one attempt: `Err` (with the server's log) if
     /// it did not start, e.g. because `port` is in use.
+    #[track_caller]
     pub fn try_start_with(dir: &Path, args: &[&str], peers: &[u16], port: Option<u16>) -> Result<Server, String> {
         let mut s = Server::planned(dir, args, peers, port);
         s.launch(false)?;
@@ -202,6 +211,7 @@ impl Server {
     }
 
     /// Starts a server in a fresh temp dir (kept by the returned TempDir).
+    #[track_caller]
     pub fn start(args: &[&str]) -> (Server, TempDir) {
         let dir = TempDir::new("srv");
         let s = Server::start_in(dir.path(), args);
@@ -224,6 +234,7 @@ impl Server {
     /// Spawns the server and waits for its start-up line, which gives
     /// `self.port`. A fixed port "in use" is tried again until the deadline
     /// if `retry_in_use`.
+    #[track_caller]
     fn launch(&mut self, retry_in_use: bool) -> Result<(), String> {
         assert!(self.child.is_none(), "stop the server first");
         let end = Instant::now() + DEADLINE;
@@ -243,6 +254,7 @@ impl Server {
     }
 
     /// Starts the child with a fresh log file.
+    #[track_caller]
     fn spawn(&mut self) {
         static SPAWNS: AtomicU64 = AtomicU64::new(0);
         self.log = self.dir.join(format!("server-{}.log", SPAWNS.fetch_add(1, Ordering::Relaxed)));
@@ -325,6 +337,7 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for the exit status.
+    #[track_caller]
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("server running");
         // SAFETY: plain kill(2) on our own child's pid.
@@ -346,6 +359,7 @@ impl Server {
     /// port 0 again and `self.port` is the new port (no test needs the old
     /// one back: clients connect anew); a cluster node comes back on its
     /// fixed port, which its peers dial.
+    #[track_caller]
     pub fn restart(&mut self) {
         if let Err(msg) = self.launch(true) {
             panic!("restart failed: {msg}");
@@ -353,17 +367,20 @@ impl Server {
     }
 
     /// Stops the server (kill -9) and starts it again with an RLIMIT_FSIZE.
+    #[track_caller]
     pub fn restart_with_fsize_limit(&mut self, limit: Option<u64>) {
         self.kill9();
         self.fsize_limit = limit;
         self.restart();
     }
 
+    #[track_caller]
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("server running").id()
     }
 
     /// Resident memory of the server process, in KiB.
+    #[track_caller]
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
@@ -380,6 +397,7 @@ impl Server {
         }
     }
 
+    #[track_caller]
     pub fn client(&self) -> Client {
         Client::connect(self.port)
     }
@@ -398,6 +416,7 @@ pub struct Client {
 }
 
 impl Client {
+    #[track_caller]
     pub fn connect(port: u16) -> Client {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
@@ -405,11 +424,13 @@ impl Client {
         Client { reader, stream }
     }
 
+    #[track_caller]
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
     }
 
     /// Reads one reply line, without its `\n`.
+    #[track_caller]
     pub fn line(&mut self) -> String {
         let mut s = String::new();
         let n = self.reader.read_line(&mut s).expect("read reply");
@@ -418,12 +439,14 @@ impl Client {
     }
 
     /// Sends one command line and reads its one-line reply.
+    #[track_caller]
     pub fn cmd(&mut self, line: &str) -> String {
         self.send(format!("{line}\n").as_bytes());
         self.line()
     }
 
     /// Reads raw bytes until `n` are here.
+    #[track_caller]
     pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
         let mut buf = vec![0; n];
         self.reader.read_exact(&mut buf).expect("read");
@@ -441,6 +464,7 @@ impl Client {
     }
 
     /// STATS as (name, value) pairs.
+    #[track_caller]
     pub fn stats(&mut self) -> Vec<(String, String)> {
         self.send(b"STATS\n");
         let mut v = vec![];
@@ -455,6 +479,7 @@ impl Client {
         }
     }
 
+    #[track_caller]
     pub fn stat(&mut self, name: &str) -> String {
         self.stats().into_iter().find(|(k, _)| k == name).map(|(_, v)| v).unwrap_or_default()
     }
