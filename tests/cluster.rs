@@ -1,5 +1,6 @@
-//! Replication through the real binary: 3-node clusters on free ports, each
-//! node in its own temp dir, listing the other two as peers, as
+//! Replication through the real binary: 3-node clusters, each node in its
+//! own temp dir on a port chosen ahead (see `ports_ahead`: a node's peers
+//! are named on its command line), listing the other two as peers, as
 //! `kvstore-server 12345 127.0.0.1:12346,127.0.0.1:12347` would be run.
 //!
 //! Every condition is polled until the harness deadline; nothing sleeps a
@@ -20,18 +21,6 @@ use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- helpers
 
-/// `n` distinct ports that were free a moment ago.
-fn distinct_ports(n: usize) -> Vec<u16> {
-    let mut ports: Vec<u16> = Vec::new();
-    while ports.len() < n {
-        let p = free_port();
-        if !ports.contains(&p) {
-            ports.push(p);
-        }
-    }
-    ports
-}
-
 /// Every port but the `i`th: node `i`'s peers.
 fn others(ports: &[u16], i: usize) -> Vec<u16> {
     ports.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &p)| p).collect()
@@ -47,45 +36,77 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Reserves ports and dirs for `n` nodes without starting any.
+    /// Chooses ports (ahead: see `ports_ahead`) and dirs for `n` nodes
+    /// without starting any.
+    #[track_caller]
     fn planned(n: usize, args: &[&'static str]) -> Cluster {
         Cluster {
-            ports: distinct_ports(n),
+            ports: ports_ahead(n),
             dirs: (0..n).map(|_| TempDir::new("cluster")).collect(),
             nodes: (0..n).map(|_| None).collect(),
             args: args.to_vec(),
         }
     }
 
-    /// Starts `n` nodes (extra server `args` for each).
+    /// Starts `n` nodes (extra server `args` for each). If a node cannot
+    /// bind its port (taken since it was chosen), the whole cluster starts
+    /// over on fresh ports, since the running nodes' peers name the old one.
+    #[track_caller]
     fn start(n: usize, args: &[&'static str]) -> Cluster {
-        let mut c = Cluster::planned(n, args);
-        for i in 0..n {
-            c.start_node(i);
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut c = Cluster::planned(n, args);
+            let mut started = Ok(());
+            for i in 0..n {
+                started = c.try_start_node(i);
+                if started.is_err() {
+                    break;
+                }
+            }
+            match started {
+                Ok(()) => return c,
+                Err(msg) if port_in_use(&msg) => last = msg,
+                Err(msg) => panic!("node did not start: {msg}"),
+            }
         }
-        c
+        panic!("no cluster of {n} started on 5 sets of ports: {last}");
     }
 
+    /// Starts node `i` on its port (tried again while that is in use, up to
+    /// the deadline: the other nodes name it).
+    #[track_caller]
     fn start_node(&mut self, i: usize) {
         assert!(self.nodes[i].is_none(), "node {i} is running");
         let peers = others(&self.ports, i);
         self.nodes[i] = Some(Server::start_with(self.dirs[i].path(), &self.args, &peers, Some(self.ports[i])));
     }
 
+    /// Starts node `i` on its port, once.
+    #[track_caller]
+    fn try_start_node(&mut self, i: usize) -> Result<(), String> {
+        assert!(self.nodes[i].is_none(), "node {i} is running");
+        let peers = others(&self.ports, i);
+        self.nodes[i] = Some(Server::try_start_with(self.dirs[i].path(), &self.args, &peers, Some(self.ports[i]))?);
+        Ok(())
+    }
+
+    #[track_caller]
     fn node(&mut self, i: usize) -> &mut Server {
         self.nodes[i].as_mut().expect("node running")
     }
 
+    #[track_caller]
     fn kill9(&mut self, i: usize) {
         self.node(i).kill9();
     }
 
     /// Restarts a killed node on its port and data dir.
+    #[track_caller]
     fn restart(&mut self, i: usize) {
-        let peers = others(&self.ports, i);
-        self.node(i).restart(&peers);
+        self.node(i).restart();
     }
 
+    #[track_caller]
     fn client(&self, i: usize) -> Client {
         Client::connect(self.ports[i])
     }
@@ -97,11 +118,13 @@ impl Cluster {
 }
 
 /// One STATS value of the node on `port`.
+#[track_caller]
 fn stat(port: u16, name: &str) -> String {
     Client::connect(port).stat(name)
 }
 
 /// Polls until `GET key` on `port` answers `want` (`NOT_FOUND` for absent).
+#[track_caller]
 fn wait_value(port: u16, key: &str, want: &str) {
     let mut c = Client::connect(port);
     let end = Instant::now() + DEADLINE;
@@ -116,12 +139,14 @@ fn wait_value(port: u16, key: &str, want: &str) {
 }
 
 /// Polls until the node on `port` holds exactly `n` keys.
+#[track_caller]
 fn wait_keys(port: u16, n: usize) {
     let mut c = Client::connect(port);
     wait_for(&format!("{n} keys on port {port}"), || c.stat("keys") == n.to_string());
 }
 
 /// Polls until every link of node `i` is connected (caught up, live).
+#[track_caller]
 fn wait_links_up(c: &Cluster, i: usize) {
     let mut cl = c.client(i);
     let peers: Vec<usize> = (0..c.ports.len()).filter(|&j| j != i).collect();
@@ -132,6 +157,7 @@ fn wait_links_up(c: &Cluster, i: usize) {
 }
 
 /// `GET`s all `keys` in one pipelined write; returns the replies in order.
+#[track_caller]
 fn get_all(port: u16, keys: &[String]) -> Vec<String> {
     let mut c = Client::connect(port);
     let mut batch = Vec::new();
@@ -142,12 +168,16 @@ fn get_all(port: u16, keys: &[String]) -> Vec<String> {
         let mut s = c.stream.try_clone().expect("clone");
         std::thread::spawn(move || s.write_all(&batch).expect("send GETs"))
     };
-    let replies = keys.iter().map(|_| c.line()).collect();
+    let mut replies = Vec::with_capacity(keys.len());
+    for _ in keys {
+        replies.push(c.line());
+    }
     writer.join().expect("writer");
     replies
 }
 
 /// Sends all `lines` in one write and checks every reply is `want`.
+#[track_caller]
 fn pipeline(port: u16, lines: &[String], want: &str) {
     let mut c = Client::connect(port);
     let batch: Vec<u8> = lines.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect();
@@ -161,6 +191,7 @@ fn pipeline(port: u16, lines: &[String], want: &str) {
     writer.join().expect("writer");
 }
 
+#[track_caller]
 fn redis_con(port: u16) -> redis::Connection {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("redis url");
     let con = client.get_connection_with_timeout(DEADLINE).expect("redis connection");
@@ -168,11 +199,13 @@ fn redis_con(port: u16) -> redis::Connection {
     con
 }
 
+#[track_caller]
 fn resp_get(con: &mut redis::Connection, key: &[u8]) -> Option<Vec<u8>> {
     redis::cmd("GET").arg(key).query(con).expect("GET")
 }
 
 /// Polls until `pred` holds for a RESP `GET key` on `port`.
+#[track_caller]
 fn wait_resp(port: u16, key: &[u8], want: Option<&[u8]>) {
     let mut con = redis_con(port);
     wait_for(&format!("RESP GET {} on {port} to be {want:?}", key.escape_ascii()), || {
@@ -413,6 +446,7 @@ struct DeafPeer {
 }
 
 impl DeafPeer {
+    #[track_caller]
     fn start() -> DeafPeer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -465,7 +499,7 @@ fn a_peer_that_never_reads_neither_stalls_nor_bloats_its_neighbour() {
     let deaf = DeafPeer::start();
     let dir_a = TempDir::new("deaf-a");
     let dir_b = TempDir::new("deaf-b");
-    let ports = distinct_ports(2);
+    let ports = ports_ahead(2);
     let limit = 1 << 20;
     let limit_arg = limit.to_string();
     let args_a = ["--peer-queue-limit", limit_arg.as_str(), "--fsync", "no"];
@@ -679,21 +713,7 @@ fn a_restarted_node_numbers_its_writes_past_what_its_peers_hold() {
 
 // ---------------------------------------------------------------- scripts/cluster.sh
 
-/// Three consecutive ports that were free a moment ago.
-fn free_port_run(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_port();
-        if base > u16::MAX - n {
-            continue;
-        }
-        let held: Vec<_> = (0..n).filter_map(|i| TcpListener::bind(("127.0.0.1", base + i)).ok()).collect();
-        if held.len() == n as usize {
-            return base;
-        }
-    }
-    panic!("no run of {n} free ports");
-}
-
+#[track_caller]
 fn script(dir: &Path, base: u16, args: &[&str]) -> (bool, String) {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new("bash")
@@ -754,7 +774,7 @@ impl Drop for ScriptCluster {
 
 #[test]
 fn cluster_script_starts_reports_and_stops_three_nodes() {
-    let base = free_port_run(3);
+    let base = port_run_ahead(3);
     let mut sc = ScriptCluster { dir: TempDir::new("script"), pids: HashSet::new() };
     let dir = sc.dir.path().join("cluster");
     let (ok, out) = script(&dir, base, &["start", "3"]);

@@ -22,6 +22,7 @@ use redis::Value;
 
 /// A `redis` crate connection (RESP2 unless `query` asks otherwise) whose
 /// reads and writes give up after the harness deadline instead of hanging.
+#[track_caller]
 fn connect_with(srv: &Server, query: &str) -> redis::Connection {
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/{query}", srv.port)).expect("redis url");
     let con = client.get_connection_with_timeout(DEADLINE).expect("redis connection");
@@ -30,6 +31,7 @@ fn connect_with(srv: &Server, query: &str) -> redis::Connection {
     con
 }
 
+#[track_caller]
 fn connect(srv: &Server) -> redis::Connection {
     connect_with(srv, "")
 }
@@ -40,11 +42,17 @@ fn err_text(e: &redis::RedisError) -> String {
 }
 
 /// Runs one command that must succeed and returns its reply.
+#[track_caller]
 fn q(con: &mut redis::Connection, cmd: &redis::Cmd) -> Value {
-    cmd.query(con).unwrap_or_else(|e| panic!("{:?}: {e}", show(&cmd.get_packed_command())))
+    // A match, not unwrap_or_else: a panic in a closure would not report the caller's line.
+    match cmd.query(con) {
+        Ok(v) => v,
+        Err(e) => panic!("{:?}: {e}", show(&cmd.get_packed_command())),
+    }
 }
 
 /// Runs one command and returns its error text; panics if it succeeded.
+#[track_caller]
 fn query_err(con: &mut redis::Connection, cmd: &redis::Cmd) -> String {
     match cmd.query::<Value>(con) {
         Ok(v) => panic!("{:?}: expected an error, got {v:?}", show(&cmd.get_packed_command())),
@@ -69,6 +77,7 @@ fn request(args: &[&[u8]]) -> Vec<u8> {
 
 /// Reads exactly one RESP2/RESP3 reply, nested ones included, and returns
 /// its bytes as they came, so tests can compare them exactly.
+#[track_caller]
 fn read_reply(r: &mut BufReader<TcpStream>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut pending = 1i64;
@@ -103,12 +112,14 @@ fn read_reply(r: &mut BufReader<TcpStream>) -> Vec<u8> {
 }
 
 /// Sends one request over a raw connection and returns its reply's bytes.
+#[track_caller]
 fn raw_cmd(c: &mut Client, args: &[&[u8]]) -> Vec<u8> {
     c.send(&request(args));
     read_reply(&mut c.reader)
 }
 
 /// Everything the server sends until it closes the connection.
+#[track_caller]
 fn read_to_eof(c: &mut Client) -> Vec<u8> {
     let mut all = Vec::new();
     if let Err(e) = c.reader.read_to_end(&mut all) {
@@ -122,6 +133,7 @@ fn show(b: &[u8]) -> String {
 }
 
 /// The server process's resident set size, in KiB.
+#[track_caller]
 fn rss_kib(srv: &Server) -> u64 {
     let pid = srv.child.as_ref().expect("server running").id();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
@@ -157,6 +169,7 @@ impl Ran {
 /// Runs `program args` with `stdin`, waiting (polled, bounded by the
 /// harness deadline) for it to exit. Output goes to files so a chatty
 /// program cannot block on a full pipe.
+#[track_caller]
 fn run(program: &str, args: &[&str], stdin: &[u8]) -> Ran {
     let dir = TempDir::new("tool");
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
@@ -166,7 +179,10 @@ fn run(program: &str, args: &[&str], stdin: &[u8]) -> Ran {
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))
         .spawn();
-    let mut child = Reaped(spawned.unwrap_or_else(|e| panic!("cannot run {program}: {e}")));
+    let mut child = match spawned {
+        Ok(child) => Reaped(child),
+        Err(e) => panic!("cannot run {program}: {e}"),
+    };
     {
         use std::io::Write;
         let mut input = child.0.stdin.take().expect("stdin");
@@ -182,6 +198,7 @@ fn run(program: &str, args: &[&str], stdin: &[u8]) -> Ran {
 }
 
 /// Fails the test, with what to install, unless `program --version` runs.
+#[track_caller]
 fn require(program: &str, install: &str) {
     let ok = Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
     assert!(ok, "{program} not found: {install}");
@@ -575,7 +592,7 @@ fn huge_declared_bulk_then_disconnect_costs_no_memory() {
     for args in [&[][..], &["--max-bulk", "1000000000", "--max-request", "1100000000"]] {
         let (mut srv, _dir) = Server::start(args);
         let mut watcher = srv.client();
-        // The harness's readiness probe may not be reaped yet.
+        // Nothing else is connected (the harness connects no probe; this makes sure).
         wait_for("only the watcher to be connected", || watcher.stat("connections") == "1");
 
         let mut c = Client::connect(srv.port);
