@@ -8,7 +8,7 @@
 //! - `resp_parse`: one `SET`/`GET` multibulk, and pipelines of 16.
 //! - `reply_encode`: `+OK`, a 32-byte bulk, an integer, RESP3 null, and a
 //!   text value line.
-//! - `execute`: `commands::execute` on a pre-parsed request against a store
+//! - `execute`: `Node::handle` on a pre-parsed request against a store
 //!   of 100k keys; writes go through the log (`--fsync no`), committed
 //!   every 16 commands as the server's loop does once per iteration.
 //!
@@ -23,13 +23,9 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kvstore::config::{Args, Config};
-use kvstore::node::Core;
-use kvstore::node::cmd::{self as commands, Client, Proto};
-use kvstore::proto::{Argv, Limits, Parsed, resp, text};
-use kvstore::repl::Cluster;
-use kvstore::storage::log::AppendLog;
+use kvstore::node::{Node, Ready, Session};
+use kvstore::proto::{Argv, Dialect, Limits, Parsed, resp, text};
 use kvstore::storage::record::Op;
-use kvstore::storage::store::Store;
 use util::{KEY_LEN, Rng, TempDir, key, value};
 
 fn text_put(k: &[u8], v: &[u8]) -> Vec<u8> {
@@ -148,7 +144,7 @@ const BATCH: u64 = 16;
 
 /// A request parsed once, executed many times.
 struct Prepared {
-    proto: Proto,
+    dialect: Dialect,
     buf: Vec<u8>,
     argv: Argv,
 }
@@ -156,42 +152,42 @@ struct Prepared {
 impl Prepared {
     fn new(buf: Vec<u8>) -> Prepared {
         let mut argv = Argv::new();
-        let proto = if buf[0] == b'*' { Proto::Resp } else { Proto::Text };
-        let parsed = match proto {
-            Proto::Resp => resp::parse(&buf, &mut argv, &Limits::default()),
-            Proto::Text => text::parse(&buf, &mut argv, &Limits::default()),
-        };
+        let dialect = Dialect::of(buf[0]);
+        let parsed = dialect.parse(&buf, &mut argv, &Limits::default());
         assert_eq!(parsed, Ok(Parsed::Request { consumed: buf.len() }));
-        Prepared { proto, buf, argv }
+        Prepared { dialect, buf, argv }
     }
 }
 
-/// A `Core` as `Server::start` builds one, with `EXEC_KEYS` keys written
+/// A `Node` as `Server::start` opens one, with `EXEC_KEYS` keys written
 /// through the normal write path.
-fn core(dir: &TempDir) -> Core {
+fn node(dir: &TempDir) -> Node {
     let data = dir.path().to_str().expect("utf-8 temp path");
     let args = Args::from_args(&["kvstore-server"], &["0", "--dir", data, "--fsync", "no"]).expect("arguments");
     let cfg = Config::from_args(args).expect("config");
-    let (log, _) = AppendLog::open(&util::log_config(&cfg.dir), |_| {}).expect("open the log");
-    let cluster = Cluster::new(1, &[], Instant::now());
-    let mut core = Core::new(cfg, 1, Store::new(false), log, cluster);
+    let (mut node, _) = Node::open(cfg, 1, Instant::now()).expect("open the node");
     let v = value(0);
     for i in 0..EXEC_KEYS {
-        core.local_write(Op::Put, &key(b"key:", i), &v).expect("preload write");
+        node.local_write(Op::Put, &key(b"key:", i), &v).expect("preload write");
         if i % 1024 == 1023 {
-            core.log.commit().expect("commit");
-            core.committed();
+            commit(&mut node);
         }
     }
-    core.log.commit().expect("commit");
-    core.committed();
-    core
+    commit(&mut node);
+    node
+}
+
+/// The end of a loop iteration, as the server has it: the log commit.
+fn commit(node: &mut Node) {
+    let mut ready = Ready::default();
+    node.before_sleep(Instant::now(), &mut ready);
+    assert!(!matches!(ready.commit, kvstore::node::Commit::Failed(_)), "commit");
 }
 
 fn execute(c: &mut Criterion) {
     let mut dir = TempDir::new("exec");
-    let mut core = core(&dir);
-    let mut client = Client::default();
+    let mut node = node(&dir);
+    let mut session = Session::default();
     let mut out = Vec::with_capacity(1 << 16);
     let mut rng = Rng::new(7);
     let mut hit = || key(b"key:", rng.below(EXEC_KEYS as usize) as u64);
@@ -211,13 +207,12 @@ fn execute(c: &mut Criterion) {
     // Each request gets the reply it should, before anything is timed.
     for (name, _, reqs, want) in &cases {
         for r in reqs {
-            commands::execute(&mut core, &mut client, r.proto, &r.argv, &r.buf, &mut out);
+            node.handle(&mut session, r.dialect, &r.argv, &r.buf, &mut out);
             assert!(out.starts_with(want), "{name}: {:?}", out.escape_ascii().to_string());
             out.clear();
         }
     }
-    core.log.commit().expect("commit");
-    core.committed();
+    commit(&mut node);
 
     let mut g = c.benchmark_group("execute");
     g.throughput(Throughput::Elements(1));
@@ -233,20 +228,18 @@ fn execute(c: &mut Criterion) {
                     let start = Instant::now();
                     for i in 0..n {
                         let r = &reqs[(done + i) as usize % EXEC_REQUESTS];
-                        commands::execute(&mut core, &mut client, r.proto, &r.argv, &r.buf, &mut out);
+                        node.handle(&mut session, r.dialect, &r.argv, &r.buf, &mut out);
                         out.clear();
                         if *writes && (done + i) % BATCH == BATCH - 1 {
-                            core.log.commit().expect("commit");
-                            core.committed();
+                            commit(&mut node);
                         }
                     }
                     if *writes {
-                        core.log.commit().expect("commit");
-                        core.committed();
+                        commit(&mut node);
                     }
                     timed += start.elapsed();
                     done += n;
-                    util::rotate_if_big(&mut core.log, &mut dir, "exec");
+                    util::rotate_if_big(node.log_mut(), &mut dir, "exec");
                 }
                 timed
             })

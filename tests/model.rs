@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use argh::FromArgs;
 use kvstore::config::{Args, Config};
-use kvstore::node::Core;
-use kvstore::node::cmd::{Client, Proto, execute};
-use kvstore::proto::{Argv, Limits, Parsed, resp, text};
+use kvstore::node::{Commit, Node, Ready, Session};
+use kvstore::proto::{Argv, Dialect, Limits, Parsed, resp, text};
 use proptest::prelude::*;
 
 mod common;
@@ -141,41 +140,39 @@ proptest! {
     #[test]
     fn replies_match_a_hashmap_and_replay_rebuilds_the_store(cmds in proptest::collection::vec(cmd(), 1..60)) {
         let dir = TempDir::new("model");
-        let (mut core, _) = Core::open(config(dir.path()), 7000, Instant::now()).unwrap();
-        let mut client = Client::default();
+        let (mut node, _) = Node::open(config(dir.path()), 7000, Instant::now()).unwrap();
+        let mut session = Session::default();
+        let mut ready = Ready::default();
         let mut model = HashMap::new();
         let mut argv = Argv::new();
         let limits = Limits::default();
         for (i, c) in cmds.iter().enumerate() {
             let (wire, expected) = wire_and_expected(c, &mut model);
-            let (parsed, proto) = if wire[0] == b'*' {
-                (resp::parse(&wire, &mut argv, &limits), Proto::Resp)
-            } else {
-                (text::parse(&wire, &mut argv, &limits), Proto::Text)
-            };
+            let dialect = Dialect::of(wire[0]);
+            let parsed = dialect.parse(&wire, &mut argv, &limits);
             prop_assert_eq!(parsed, Ok(Parsed::Request { consumed: wire.len() }));
             let mut out = Vec::new();
-            execute(&mut core, &mut client, proto, &argv, &wire, &mut out);
+            node.handle(&mut session, dialect, &argv, &wire, &mut out);
             prop_assert_eq!(
                 String::from_utf8_lossy(&out), String::from_utf8_lossy(&expected), "command {} {:?}", i, c
             );
             // As the server does once per loop iteration.
             if i % 3 == 2 {
-                core.log.commit().unwrap();
-                core.committed();
-                core.store.sweep_fresh_tombstones();
+                node.before_sleep(Instant::now(), &mut ready);
+                prop_assert!(!matches!(ready.commit, Commit::Failed(_)));
+                node.advance(Instant::now());
             }
         }
-        core.log.commit().unwrap();
-        core.committed();
-        core.store.sweep_fresh_tombstones();
-        prop_assert_eq!(core.store.len(), model.len());
-        drop(core);
+        node.before_sleep(Instant::now(), &mut ready);
+        node.advance(Instant::now());
+        prop_assert!(!matches!(ready.commit, Commit::Failed(_)));
+        prop_assert_eq!(node.store().len(), model.len());
+        drop(node);
         // The server's own start-up path replays the log.
-        let (replayed, _) = Core::open(config(dir.path()), 7000, Instant::now()).unwrap();
-        prop_assert_eq!(replayed.store.len(), model.len());
+        let (replayed, _) = Node::open(config(dir.path()), 7000, Instant::now()).unwrap();
+        prop_assert_eq!(replayed.store().len(), model.len());
         for (k, v) in &model {
-            prop_assert_eq!(replayed.store.get(k), Some(v.as_slice()));
+            prop_assert_eq!(replayed.store().get(k), Some(v.as_slice()));
         }
     }
 }

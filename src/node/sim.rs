@@ -1,31 +1,31 @@
-//! An in-memory cluster for tests: real [`Core`]s (store, log in a temp
+//! An in-memory cluster for tests: real [`Node`]s (store, log in a temp
 //! dir, watermarks, link state machines) joined by byte pipes instead of
 //! sockets, driven one step at a time by a seeded random schedule.
 //!
-//! The code under test is the server's own: [`Core::feed_link`] fills a
-//! link's queue, the peer runs those bytes through [`commands::execute`] as
-//! its reactor would, and [`Core::link_reply`] acts on the replies. Only the
-//! sockets and the poll loop are stand-ins. The schedule delivers bytes in
-//! arbitrary pieces and interleavings, cuts connections, overflows queues,
-//! kills nodes (restarting them from their log) and keeps some down; then
-//! the network heals, and every node must hold exactly what last-writer-wins
-//! over all acknowledged writes gives, as computed by an oracle store that
-//! applied each of them once.
+//! The code under test is the server's own, driven through the same
+//! boundary as the reactor drives it: [`Node::before_sleep`] commits the log
+//! and fills the links' outboxes, the pipes stand in for the sockets
+//! ([`Sim::tick`] does with them what `Server::before_sleep` does with its
+//! connections), the peer runs the bytes it receives through
+//! [`Node::process`], and the replies go back through [`Node::link_input`].
+//! Only the sockets and the poll loop are stand-ins. The schedule delivers
+//! bytes in arbitrary pieces and interleavings, cuts connections, overflows
+//! queues, kills nodes (restarting them from their log) and keeps some
+//! down; then the network heals, and every node must hold exactly what
+//! last-writer-wins over all acknowledged writes gives, as computed by an
+//! oracle store that applied each of them once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use argh::FromArgs;
 use proptest::prelude::*;
 
-use super::Core;
-use super::cmd::{self as commands, Client, Proto};
-use argh::FromArgs;
-
+use super::{Commit, Node, Ready, Session, unix_now};
 use crate::config::{Args, Config};
-use crate::proto::{Argv, Parsed, resp};
-use crate::repl::link::{self as peer, LinkState};
+use crate::repl::link::LinkState;
 use crate::storage::record::{Op, Record};
 use crate::storage::store::Store;
 
@@ -47,29 +47,31 @@ fn peer_of(i: usize, li: usize) -> usize {
 
 /// One connection of a link: what a socket pair would hold.
 #[derive(Default)]
-struct Conn {
+struct Pipe {
     /// Queued by the link, not yet received by the peer.
     to_peer: Vec<u8>,
     /// Received by the peer, not yet a whole frame.
     at_peer: Vec<u8>,
     /// The peer's replies, not yet read by the link.
     replies: Vec<u8>,
-    /// The peer's state for this inbound connection.
-    client: Client,
+    /// The peer's session for this inbound connection.
+    session: Session,
 }
 
-impl Conn {
+impl Pipe {
     fn idle(&self) -> bool {
         self.to_peer.is_empty() && self.at_peer.is_empty() && self.replies.is_empty()
     }
 }
 
-struct Node {
+/// A simulated machine: a node's data directory, the node while it runs,
+/// and its links' pipes.
+struct Host {
     dir: PathBuf,
     /// `None` while the node is down.
-    core: Option<Core>,
-    /// Per link (the index of `core.cluster.links`), its connection.
-    conns: Vec<Option<Conn>>,
+    node: Option<Node>,
+    /// Per link (the node's link index), its connection.
+    pipes: Vec<Option<Pipe>>,
 }
 
 /// One step of a schedule.
@@ -99,14 +101,14 @@ pub enum Step {
 
 /// The simulated cluster. See the module docs.
 pub struct Sim {
-    nodes: Vec<Node>,
+    hosts: Vec<Host>,
     root: PathBuf,
     t0: Instant,
     ms: u64,
     /// Every acknowledged write, applied once.
     oracle: Store,
     seq: u64,
-    argv: Argv,
+    ready: Ready,
 }
 
 impl Sim {
@@ -119,9 +121,9 @@ impl Sim {
             RUN.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&root);
-        let nodes = (0..N).map(|i| Node { dir: root.join(format!("n{i}")), core: None, conns: Vec::new() }).collect();
+        let hosts = (0..N).map(|i| Host { dir: root.join(format!("n{i}")), node: None, pipes: Vec::new() }).collect();
         let mut sim =
-            Sim { nodes, root, t0: Instant::now(), ms: 0, oracle: Store::new(true), seq: 0, argv: Argv::new() };
+            Sim { hosts, root, t0: Instant::now(), ms: 0, oracle: Store::new(true), seq: 0, ready: Ready::default() };
         for i in 0..N {
             sim.start(i);
         }
@@ -134,80 +136,78 @@ impl Sim {
 
     fn config(&self, i: usize) -> Config {
         let peers: Vec<String> = (0..N).filter(|&j| j != i).map(|j| format!("127.0.0.1:{}", port(j))).collect();
-        let (p, peers, dir) = (port(i).to_string(), peers.join(","), self.nodes[i].dir.display().to_string());
+        let (p, peers, dir) = (port(i).to_string(), peers.join(","), self.hosts[i].dir.display().to_string());
         let args = [p.as_str(), &peers, "--dir", &dir, "--fsync", "no", "--peer-queue-limit", QUEUE_LIMIT];
         let args = Args::from_args(&["kvstore-server"], &args).expect("sim args");
         Config::from_args(args).expect("sim config")
     }
 
     fn start(&mut self, i: usize) {
-        if self.nodes[i].core.is_some() {
+        if self.hosts[i].node.is_some() {
             return;
         }
-        let (core, _) = Core::open(self.config(i), port(i), self.now()).expect("open a sim node");
-        self.nodes[i].core = Some(core);
-        self.nodes[i].conns = (0..N - 1).map(|_| None).collect();
+        let (node, _) = Node::open(self.config(i), port(i), self.now()).expect("open a sim node");
+        self.hosts[i].node = Some(node);
+        self.hosts[i].pipes = (0..N - 1).map(|_| None).collect();
     }
 
     /// kill -9: nothing is lost that was acknowledged, since each step
     /// ends with its node's log commit; the node's connections break.
     fn stop(&mut self, i: usize) {
         let now = self.now();
-        self.nodes[i].core = None;
-        self.nodes[i].conns.clear();
+        self.hosts[i].node = None;
+        self.hosts[i].pipes.clear();
         for j in (0..N).filter(|&j| j != i) {
-            let node = &mut self.nodes[j];
-            let Some(core) = node.core.as_mut() else { continue };
+            let host = &mut self.hosts[j];
+            let Some(node) = host.node.as_mut() else { continue };
             for li in 0..N - 1 {
-                if peer_of(j, li) == i && node.conns[li].take().is_some() {
-                    core.cluster.links[li].failed(now, "peer died");
+                if peer_of(j, li) == i && host.pipes[li].take().is_some() {
+                    node.link_failed(li, now, "peer died");
                 }
             }
         }
     }
 
-    /// The end of node `i`'s loop iteration (`Server::before_sleep`):
-    /// commit the log, connect links that are due, feed the links.
+    /// The end of node `i`'s loop iteration, as the reactor's
+    /// `before_sleep` does it with sockets: the node commits and says what
+    /// to do; links are connected (if their peer is up) and dropped; the
+    /// outboxes go into the pipes, which report what they hold.
     fn tick(&mut self, i: usize) {
         let now = self.now();
-        let up: Vec<bool> = self.nodes.iter().map(|n| n.core.is_some()).collect();
-        let node = &mut self.nodes[i];
-        let Some(core) = node.core.as_mut() else { return };
-        core.log.commit().expect("sim log commit");
-        core.committed();
-        for li in 0..N - 1 {
-            let link = &mut core.cluster.links[li];
-            if link.due(now) {
-                if up[peer_of(i, li)] {
-                    link.connecting(li);
-                    link.connected();
-                    let mut c = Conn::default();
-                    peer::hello(&mut c.to_peer, core.id);
-                    node.conns[li] = Some(c);
-                } else {
-                    link.failed(now, "connection refused");
-                }
-            }
-            let Some(c) = node.conns[li].as_mut() else { continue };
-            core.feed_link(li, &mut c.to_peer, 0, now);
-            let link = &mut core.cluster.links[li];
-            link.queued = c.to_peer.len();
-            if link.queued > core.cfg.peer_queue_limit {
-                link.failed(now, "queue over --peer-queue-limit");
-                node.conns[li] = None;
+        let up: Vec<bool> = self.hosts.iter().map(|h| h.node.is_some()).collect();
+        let host = &mut self.hosts[i];
+        let Some(node) = host.node.as_mut() else { return };
+        node.set_time(now, unix_now());
+        node.before_sleep(now, &mut self.ready);
+        assert!(!matches!(self.ready.commit, Commit::Failed(_)), "sim log commit failed");
+        for &li in &self.ready.links.connect {
+            if up[peer_of(i, li)] {
+                host.pipes[li] = Some(Pipe::default());
+                node.link_connected(li);
+            } else {
+                node.link_failed(li, now, "connection refused");
             }
         }
-        core.link_batch.clear();
+        for &li in &self.ready.links.drop {
+            host.pipes[li] = None;
+        }
+        for li in 0..N - 1 {
+            if let Some(p) = host.pipes[li].as_mut() {
+                p.to_peer.append(node.link_outbox(li));
+                node.link_queued(li, p.to_peer.len());
+            }
+        }
+        node.advance(now);
     }
 
     fn write(&mut self, i: usize, key: u8, kind: u8) {
-        let Some(core) = self.nodes[i].core.as_mut() else { return };
+        let Some(node) = self.hosts[i].node.as_mut() else { return };
         self.seq += 1;
         let key = format!("k{key}").into_bytes();
         let value = format!("v{}", self.seq).into_bytes();
         let op = match kind {
             0..20 => Op::Put,
-            20..29 if core.store.contains(&key) => Op::Del,
+            20..29 if node.store().contains(&key) => Op::Del,
             20..29 => return,
             _ => Op::FlushAll,
         };
@@ -216,9 +216,9 @@ impl Sim {
             Op::Del => (&key[..], &b""[..]),
             _ => (&b""[..], &b""[..]),
         };
-        core.local_write(op, key, value).expect("local write");
+        node.local_write(op, key, value).expect("local write");
         let version =
-            if op == Op::FlushAll { core.store.floor() } else { core.store.version_of(key).expect("written") };
+            if op == Op::FlushAll { node.store().floor() } else { node.store().version_of(key).expect("written") };
         self.tick(i);
         // Acknowledged now that the log has it.
         self.oracle.apply(&Record { op, flags: 0, version, key, value }, 1);
@@ -227,56 +227,40 @@ impl Sim {
 
     fn deliver(&mut self, i: usize, li: usize, max: usize) {
         let j = peer_of(i, li);
-        let Some(mut c) = self.nodes[i].conns.get_mut(li).and_then(Option::take) else { return };
-        let core = self.nodes[j].core.as_mut().expect("a connection to a node that is down");
-        let n = max.min(c.to_peer.len());
-        c.at_peer.extend(c.to_peer.drain(..n));
-        let mut pos = 0;
-        let Conn { at_peer, client, replies, .. } = &mut c;
-        loop {
-            let buf = &at_peer[pos..];
-            match resp::parse(buf, &mut self.argv, &core.cfg.limits) {
-                Ok(Parsed::Request { consumed }) => {
-                    commands::execute(core, client, Proto::Resp, &self.argv, buf, replies);
-                    pos += consumed;
-                }
-                Ok(Parsed::Incomplete) => break,
-                Err(e) => panic!("node {i} sent node {j} a bad frame: {e}"),
-            }
+        let Some(mut p) = self.hosts[i].pipes.get_mut(li).and_then(Option::take) else { return };
+        let n = max.min(p.to_peer.len());
+        p.at_peer.extend(p.to_peer.drain(..n));
+        // The socket took the bytes: the sender learns what it still holds.
+        if let Some(node) = self.hosts[i].node.as_mut() {
+            node.link_queued(li, p.to_peer.len());
         }
-        at_peer.drain(..pos);
-        self.nodes[i].conns[li] = Some(c);
+        let peer = self.hosts[j].node.as_mut().expect("a connection to a node that is down");
+        let Pipe { at_peer, session, replies, .. } = &mut p;
+        let done = peer.process(session, at_peer, replies, 0);
+        assert!(done.error.is_none() && !done.close, "node {i} sent node {j} a bad frame: {done:?}");
+        at_peer.drain(..done.consumed);
+        self.hosts[i].pipes[li] = Some(p);
         self.tick(j);
     }
 
     fn ack(&mut self, i: usize, li: usize) {
         let now = self.now();
-        let node = &mut self.nodes[i];
-        let (Some(core), Some(Some(c))) = (node.core.as_mut(), node.conns.get_mut(li)) else { return };
-        let mut used = 0;
-        let mut failed = None;
-        while let Some((reply, n)) = peer::parse_reply(&c.replies[used..]).expect("a reply a node sends") {
-            used += n;
-            if let Err(why) = core.link_reply(li, reply, &mut c.to_peer, now) {
-                failed = Some(why);
-                break;
-            }
-        }
-        c.replies.drain(..used);
-        if let Some(why) = failed {
-            core.cluster.links[li].failed(now, &why);
-            node.conns[li] = None;
+        let host = &mut self.hosts[i];
+        let (Some(node), Some(Some(p))) = (host.node.as_mut(), host.pipes.get_mut(li)) else { return };
+        match node.link_input(li, &p.replies, now) {
+            Ok(used) => drop(p.replies.drain(..used)),
+            Err(_) => host.pipes[li] = None,
         }
         self.tick(i);
     }
 
     fn cut(&mut self, i: usize, li: usize) {
         let now = self.now();
-        let node = &mut self.nodes[i];
-        if let (Some(core), Some(slot)) = (node.core.as_mut(), node.conns.get_mut(li))
+        let host = &mut self.hosts[i];
+        if let (Some(node), Some(slot)) = (host.node.as_mut(), host.pipes.get_mut(li))
             && slot.take().is_some()
         {
-            core.cluster.links[li].failed(now, "cut");
+            node.link_failed(li, now, "cut");
         }
     }
 
@@ -293,7 +277,7 @@ impl Sim {
             Step::Ack { node, link } => self.ack(node, link),
             Step::Cut { node, link } => self.cut(node, link),
             Step::Crash { node } => {
-                if self.nodes[node].core.is_some() {
+                if self.hosts[node].node.is_some() {
                     self.stop(node);
                     self.start(node);
                 }
@@ -330,12 +314,12 @@ impl Sim {
             for _ in 0..10_000 {
                 let mut moved = false;
                 for i in 0..N {
-                    for li in 0..self.nodes[i].conns.len() {
-                        if self.nodes[i].conns[li].as_ref().is_some_and(|c| !c.to_peer.is_empty()) {
+                    for li in 0..self.hosts[i].pipes.len() {
+                        if self.hosts[i].pipes[li].as_ref().is_some_and(|p| !p.to_peer.is_empty()) {
                             self.deliver(i, li, usize::MAX);
                             moved = true;
                         }
-                        if self.nodes[i].conns[li].as_ref().is_some_and(|c| !c.replies.is_empty()) {
+                        if self.hosts[i].pipes[li].as_ref().is_some_and(|p| !p.replies.is_empty()) {
                             self.ack(i, li);
                             moved = true;
                         }
@@ -346,10 +330,10 @@ impl Sim {
                 }
             }
             let settled = (0..N).filter(|&i| Some(i) != down).all(|i| {
-                let n = &self.nodes[i];
-                let core = n.core.as_ref().expect("up");
+                let h = &self.hosts[i];
+                let node = h.node.as_ref().expect("up");
                 (0..N - 1).filter(|&li| Some(peer_of(i, li)) != down).all(|li| {
-                    core.cluster.links[li].state == LinkState::Live && n.conns[li].as_ref().is_some_and(Conn::idle)
+                    node.repl().links[li].state == LinkState::Connected && h.pipes[li].as_ref().is_some_and(Pipe::idle)
                 })
             });
             if settled {
@@ -361,8 +345,7 @@ impl Sim {
 
     /// Node `i`'s live keys and values.
     pub fn view(&self, i: usize) -> BTreeMap<Vec<u8>, Vec<u8>> {
-        let store = &self.nodes[i].core.as_ref().expect("up").store;
-        view_of(store)
+        view_of(self.hosts[i].node.as_ref().expect("up").store())
     }
 
     /// What last-writer-wins over every acknowledged write gives.
@@ -372,8 +355,8 @@ impl Sim {
 
     /// Node `i`'s clock and its watermark for node `j`.
     fn clock_and_watermark(&self, i: usize, j: usize) -> (u64, u64) {
-        let core = self.nodes[i].core.as_ref().expect("up");
-        (core.store.clock(), core.cluster.watermark(port(j)))
+        let node = self.hosts[i].node.as_ref().expect("up");
+        (node.store().clock(), node.repl().watermark(port(j)))
     }
 }
 
@@ -386,8 +369,8 @@ fn view_of(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        for n in &mut self.nodes {
-            n.core = None;
+        for h in &mut self.hosts {
+            h.node = None;
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }

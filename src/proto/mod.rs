@@ -8,6 +8,42 @@
 pub mod resp;
 pub mod text;
 
+/// Which protocol a request came in, and so how its reply is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The line protocol.
+    Text,
+    /// RESP (RESP2 or RESP3, per connection).
+    Resp,
+}
+
+impl Dialect {
+    /// The dialect of a request that starts with byte `first`: RESP's
+    /// arrays start with `*`; anything else is a line of the text protocol.
+    #[inline]
+    pub fn of(first: u8) -> Dialect {
+        if first == b'*' { Dialect::Resp } else { Dialect::Text }
+    }
+
+    /// Parses the request at the start of `buf` (see [`resp::parse`] and
+    /// [`text::parse`]).
+    #[inline]
+    pub fn parse(self, buf: &[u8], argv: &mut Argv, limits: &Limits) -> Result<Parsed, ProtoError> {
+        match self {
+            Dialect::Resp => resp::parse(buf, argv, limits),
+            Dialect::Text => text::parse(buf, argv, limits),
+        }
+    }
+
+    /// Appends the error reply `msg`: `-ERR msg` in RESP, `ERROR msg` in text.
+    pub fn error(self, out: &mut Vec<u8>, msg: &str) {
+        match self {
+            Dialect::Resp => resp::error(out, format!("ERR {msg}").as_bytes()),
+            Dialect::Text => text::line(out, format!("ERROR {msg}").as_bytes()),
+        }
+    }
+}
+
 /// The arguments of one request, as `(start, end)` byte offsets into the
 /// buffer it was parsed from. Reused from request to request.
 #[derive(Debug, Default, Clone)]

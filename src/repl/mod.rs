@@ -1,44 +1,81 @@
-//! The cluster as this node sees it (the seed's ClusterManager): its id,
-//! its peer links, and what it holds of every node's writes. No I/O.
+//! The replicator: this node's side of every peer link, as a state machine
+//! with no I/O (raft-rs's shape). Events come in — a local write, a link
+//! connected or failed, bytes read from a link, time — and intents go out:
+//! links to connect or drop (in [`LinkIntents`]) and bytes for each peer in
+//! its link's outbox ([`Replicator::outbox`]). The reactor and the test
+//! simulation drive it the same way, through [`crate::node::Node`].
 //!
-//! A *watermark* is, per origin node, the highest counter of that node's
-//! writes this node is known to hold together with all earlier ones. A
-//! peer's link asks for it at every (re)connect and the peer sends only
-//! what is newer: that is how a node that was down, restarted, or started
-//! late catches up. Watermarks survive restarts: replay rebuilds them from
-//! records flagged in-order and from watermark records (written when a
-//! catch-up completes, and at the head of a compacted log).
+//! - [`link`]: one link's life (backoff, connect, handshake, catch-up, live);
+//! - [`progress`]: the watermarks, what this node holds of every origin;
+//! - [`wire`]: the frames and replies, both ways;
+//! - [`receiver`]: the inbound side, frames received from a peer's link.
+//!
+//! A link that comes up (at start, after the peer was down, after a reset)
+//! learns the peer's watermark for us and catches up by a scan of the store
+//! for our own writes newer than it, a chunk per loop iteration, then
+//! forwards live writes as the log takes them.
 
 pub mod link;
+pub mod progress;
+pub mod receiver;
+pub mod wire;
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use self::link::{Link, LinkState};
-use crate::storage::record::{FLAG_ORDERED, Op, Record, Version};
+use self::progress::Progress;
+use self::wire::LinkReply;
+use crate::storage::record::{Op, Record};
+use crate::storage::store::Store;
 
-/// This node, its peers, and the watermarks.
-#[derive(Debug)]
-pub struct Cluster {
-    /// This node's id (the low 16 bits of the versions of its writes).
-    pub id: u16,
-    /// One outbound link per peer.
-    pub links: Vec<Link>,
-    /// (origin node, highest in-order counter held).
-    watermarks: Vec<(u16, u64)>,
-    /// (origin node, writes applied from it since start), for STATS.
-    applied: Vec<(u16, u64)>,
-    /// Watermarks before this loop iteration's changes (valid while
-    /// `saved_valid`): restored if the log cannot take the writes that moved
-    /// them. Kept allocated from iteration to iteration.
-    saved: Vec<(u16, u64)>,
-    saved_valid: bool,
+/// A catch-up scan adds frames only while the link's queue is below this.
+pub const SYNC_HIGH_WATER: usize = 256 << 10;
+/// Store slots a catch-up scan looks at per loop iteration.
+pub const SYNC_CHUNK: usize = 8192;
+
+/// What the replicator asks its driver to do with connections.
+#[derive(Debug, Default)]
+pub struct LinkIntents {
+    /// Links to open a connection for: report [`Replicator::link_connected`]
+    /// or [`Replicator::link_failed`].
+    pub connect: Vec<usize>,
+    /// Links whose connection must be closed now, unsent bytes discarded
+    /// (the replicator has already counted the link as failed).
+    pub drop: Vec<usize>,
 }
 
-impl Cluster {
-    /// A node with links to `peers` (address, name as given).
-    pub fn new(id: u16, peers: &[(std::net::SocketAddr, String)], now: Instant) -> Cluster {
+impl LinkIntents {
+    fn clear(&mut self) {
+        self.connect.clear();
+        self.drop.clear();
+    }
+}
+
+/// This node's links, watermarks and the frames of the current iteration.
+#[derive(Debug)]
+pub struct Replicator {
+    /// This node's id (the low 16 bits of the versions of its writes).
+    pub id: u16,
+    /// One outbound link per peer, in the order of the command line.
+    pub links: Vec<Link>,
+    /// What this node holds of every origin's writes.
+    pub progress: Progress,
+    /// Frames of this iteration's local writes, for the links once the log
+    /// has them.
+    batch: Vec<u8>,
+    /// Counter of the last local write in `batch`.
+    batch_last: u64,
+    /// `--peer-queue-limit`.
+    queue_limit: usize,
+}
+
+impl Replicator {
+    /// A node with links to `peers` (address, name as given), each link's
+    /// queue bounded by `queue_limit` bytes.
+    pub fn new(id: u16, peers: &[(SocketAddr, String)], queue_limit: usize, now: Instant) -> Replicator {
         let links = peers.iter().map(|(a, n)| Link::new(*a, n.clone(), now)).collect();
-        Cluster { id, links, watermarks: Vec::new(), applied: Vec::new(), saved: Vec::new(), saved_valid: false }
+        Replicator { id, links, progress: Progress::default(), batch: Vec::new(), batch_last: 0, queue_limit }
     }
 
     /// Whether there are peers at all.
@@ -48,63 +85,165 @@ impl Cluster {
 
     /// What this node holds, in order, of `node`'s writes.
     pub fn watermark(&self, node: u16) -> u64 {
-        self.watermarks.iter().find(|w| w.0 == node).map_or(0, |w| w.1)
+        self.progress.watermark(node)
     }
 
-    /// Moves `node`'s watermark up to `counter` (never down).
-    pub fn advance(&mut self, node: u16, counter: u64) {
-        if !self.saved_valid {
-            self.saved.clone_from(&self.watermarks);
-            self.saved_valid = true;
-        }
-        match self.watermarks.iter_mut().find(|w| w.0 == node) {
-            Some(w) => w.1 = w.1.max(counter),
-            None => self.watermarks.push((node, counter)),
+    /// A local write was staged: its frame goes to the links once logged.
+    pub fn queue_write(&mut self, rec: &Record<'_>) {
+        if self.has_peers() {
+            wire::record_frame(&mut self.batch, rec);
+            self.batch_last = rec.version.counter();
         }
     }
 
-    /// The log has this iteration's writes: the watermarks stand.
-    pub fn commit(&mut self) {
-        self.saved_valid = false;
+    /// The log took this iteration's writes.
+    pub fn committed(&mut self) {
+        self.progress.commit();
     }
 
-    /// The log refused this iteration's writes: forget what they taught.
-    pub fn rollback(&mut self) {
-        if self.saved_valid {
-            self.watermarks.clone_from(&self.saved);
-            self.saved_valid = false;
+    /// The log refused this iteration's writes: none of them is sent, and
+    /// what they taught the watermarks is forgotten.
+    pub fn rolled_back(&mut self) {
+        self.batch.clear();
+        self.progress.rollback();
+    }
+
+    /// The end of a loop iteration, once the log has its writes: asks for
+    /// the connections of links that are due, hands every link what it gets
+    /// (this iteration's frames if it is live or catching up, then a chunk
+    /// of its catch-up scan, `REPL_SYNCED` once the scan is through), and
+    /// drops a link whose queue passed the limit (it will resync).
+    pub fn before_sleep(&mut self, store: &Store, now: Instant, intents: &mut LinkIntents) {
+        intents.clear();
+        for li in 0..self.links.len() {
+            if self.links[li].due(now) {
+                self.links[li].connecting();
+                intents.connect.push(li);
+                continue;
+            }
+            self.feed(li, store, now);
+            let link = &mut self.links[li];
+            if link.queued_bytes + link.outbox.len() > self.queue_limit {
+                link.failed(now, "queue over --peer-queue-limit; it will catch up by resync");
+                intents.drop.push(li);
+            }
+        }
+        self.batch.clear();
+    }
+
+    /// Adds to link `li`'s outbox this iteration's frames and a chunk of its
+    /// catch-up scan.
+    fn feed(&mut self, li: usize, store: &Store, now: Instant) {
+        let high_water = self.high_water();
+        let link = &mut self.links[li];
+        if matches!(link.state, LinkState::Connected | LinkState::Syncing { .. }) && !self.batch.is_empty() {
+            link.outbox.extend_from_slice(&self.batch);
+            link.sent = link.sent.max(self.batch_last);
+        }
+        let LinkState::Syncing { cursor } = link.state else { return };
+        let mut i = cursor;
+        let end = (cursor + SYNC_CHUNK).min(store.slots());
+        // Checked before each slot, not after: a peer that does not read
+        // must not get even one more frame per loop iteration.
+        while i < end && link.queued_bytes + link.outbox.len() < high_water {
+            if let Some(s) = store.slot(i)
+                && s.version.node() == self.id
+                && s.version.counter() > link.from
+            {
+                let op = if s.value.is_some() { Op::Put } else { Op::Del };
+                wire::frame(&mut link.outbox, op, s.key, s.value.unwrap_or_default(), s.version);
+                link.sync_records += 1;
+            }
+            i += 1;
+        }
+        if i >= store.slots() {
+            link.sent = link.sent.max(store.clock());
+            wire::synced(&mut link.outbox, store.clock());
+            link.sync_done(now);
+        } else {
+            link.state = LinkState::Syncing { cursor: i };
         }
     }
 
-    /// All watermarks, as the records that restore them (compaction head).
-    pub fn watermark_records(&self) -> impl Iterator<Item = Record<'static>> + '_ {
-        self.watermarks.iter().map(|&(node, counter)| Record {
-            op: Op::Watermark,
-            flags: 0,
-            version: Version::new(counter, node),
-            key: b"",
-            value: b"",
-        })
+    /// The queue size below which a catch-up scan adds frames:
+    /// [`SYNC_HIGH_WATER`], or half of `--peer-queue-limit` if that is less.
+    /// A scan that could fill the queue past the limit by itself would have
+    /// its link dropped and restarted from scratch, again and again: the
+    /// peer would never catch up.
+    pub fn high_water(&self) -> usize {
+        SYNC_HIGH_WATER.min(self.queue_limit / 2)
     }
 
-    /// Replay: rebuild watermarks from a log record.
-    pub fn replayed(&mut self, rec: &Record<'_>) {
-        if rec.op == Op::Watermark || rec.flags & FLAG_ORDERED != 0 {
-            self.advance(rec.version.node(), rec.version.counter());
+    /// Whether a catch-up scan can go on at once (its queue has room): the
+    /// loop must not sleep.
+    pub fn busy(&self) -> bool {
+        let high_water = self.high_water();
+        self.links.iter().any(|l| matches!(l.state, LinkState::Syncing { .. }) && l.queued_bytes < high_water)
+    }
+
+    /// The bytes for link `li`'s peer that the driver has yet to take (it
+    /// moves them to the connection, leaving the outbox empty).
+    pub fn outbox(&mut self, li: usize) -> &mut Vec<u8> {
+        &mut self.links[li].outbox
+    }
+
+    /// The connection of link `li` is up.
+    pub fn link_connected(&mut self, li: usize) {
+        self.links[li].connected(self.id);
+    }
+
+    /// The connection of link `li` failed or closed; `why` is for the log.
+    pub fn link_failed(&mut self, li: usize, now: Instant, why: &str) {
+        self.links[li].failed(now, why);
+    }
+
+    /// The driver holds `bytes` of link `li`'s not yet written.
+    pub fn link_queued(&mut self, li: usize, bytes: usize) {
+        self.links[li].queued_bytes = bytes;
+    }
+
+    /// Acts on the replies at the start of `input`, read from link `li`.
+    /// Returns the bytes used, or, when the link must be dropped (its peer
+    /// refused a frame, or sent what no node sends), why: the link is then
+    /// already counted as failed.
+    pub fn link_input(&mut self, li: usize, input: &[u8], store: &mut Store, now: Instant) -> Result<usize, String> {
+        let mut used = 0;
+        loop {
+            let reply = match wire::parse_reply(&input[used..]) {
+                Ok(None) => return Ok(used),
+                Ok(Some((reply, n))) => {
+                    used += n;
+                    reply
+                }
+                Err(e) => return Err(self.fail(li, now, e.to_string())),
+            };
+            let link = &mut self.links[li];
+            match reply {
+                LinkReply::Hello { watermark, node } => {
+                    link.peer_id = Some(node);
+                    store.observe(watermark);
+                    link.handshake_done(watermark, now);
+                    // A FLUSHALL of ours the peer lacks goes first, once per
+                    // catch-up, before any live frame and before the scan
+                    // (which may start over, see `restart_scans`, or stall at
+                    // its first slot while the queue is full).
+                    let floor = store.floor();
+                    if floor.node() == self.id && floor.counter() > watermark {
+                        wire::frame(&mut link.outbox, Op::FlushAll, b"", b"", floor);
+                    }
+                }
+                LinkReply::Watermark(w) => link.acked = link.acked.max(w),
+                LinkReply::Error(msg) => {
+                    let why = format!("peer refused: {}", String::from_utf8_lossy(msg));
+                    return Err(self.fail(li, now, why));
+                }
+            }
         }
     }
 
-    /// Counts a write applied from a peer.
-    pub fn note_applied(&mut self, node: u16) {
-        match self.applied.iter_mut().find(|w| w.0 == node) {
-            Some(w) => w.1 += 1,
-            None => self.applied.push((node, 1)),
-        }
-    }
-
-    /// Writes applied from `node` since start.
-    pub fn applied_from(&self, node: u16) -> u64 {
-        self.applied.iter().find(|w| w.0 == node).map_or(0, |w| w.1)
+    fn fail(&mut self, li: usize, now: Instant, why: String) -> String {
+        self.links[li].failed(now, &why);
+        why
     }
 
     /// Whether a link is scanning the store (no slot may move meanwhile).
@@ -134,36 +273,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn watermarks_only_move_up_and_replay_rebuilds_them() {
-        let mut c = Cluster::new(1, &[], Instant::now());
-        c.advance(2, 10);
-        c.advance(2, 5);
-        assert_eq!(c.watermark(2), 10);
-        assert_eq!(c.watermark(3), 0);
-        c.commit();
-        c.advance(2, 20);
-        c.advance(4, 1);
-        c.rollback();
-        assert_eq!((c.watermark(2), c.watermark(4)), (10, 0));
-        let mut r = Cluster::new(1, &[], Instant::now());
-        for rec in c.watermark_records() {
-            r.replayed(&rec);
-        }
-        let ordered = Record { op: Op::Put, flags: FLAG_ORDERED, version: Version::new(12, 2), key: b"k", value: b"v" };
-        let unordered = Record { flags: 0, version: Version::new(99, 2), ..ordered };
-        r.replayed(&ordered);
-        r.replayed(&unordered);
-        assert_eq!(r.watermark(2), 12);
-    }
-
-    #[test]
     fn restart_scans_rewinds_only_links_that_are_scanning() {
         let t0 = Instant::now();
         let peers: Vec<_> = (1..=3).map(|p| (format!("127.0.0.1:{p}").parse().unwrap(), format!("p{p}"))).collect();
-        let mut c = Cluster::new(1, &peers, t0);
+        let mut c = Replicator::new(1, &peers, 1 << 20, t0);
         for l in &mut c.links {
-            l.connecting(0);
-            l.connected();
+            l.connecting();
+            l.connected(1);
             l.handshake_done(0, t0);
         }
         c.links[0].state = LinkState::Syncing { cursor: 500 };
@@ -172,7 +288,7 @@ mod tests {
         assert!(c.scanning());
         c.restart_scans();
         assert_eq!(c.links[0].state, LinkState::Syncing { cursor: 0 });
-        assert_eq!(c.links[1].state, LinkState::Live);
+        assert_eq!(c.links[1].state, LinkState::Connected);
         assert!(matches!(c.links[2].state, LinkState::Backoff { .. }));
         assert_eq!(c.deadline(), Some(t0 + std::time::Duration::from_millis(100)));
     }

@@ -4,13 +4,21 @@
 //! moving the offset, and the unconsumed tail is moved to the front once per
 //! batch, not once per request. Output is appended by encoders and written
 //! once per loop iteration; what the socket did not take stays for the next
-//! WRITABLE event. Both directions read or write until `WouldBlock`, as
-//! mio's edge-triggered readiness requires.
+//! WRITABLE event.
+//!
+//! mio's readiness is edge-triggered, so a socket must be drained before the
+//! next event can come. Reads stop at `WouldBlock`, or earlier at a *short*
+//! read (less than the room offered), which also means the socket is empty
+//! (see [`InBuf::fill`] for why that is safe, and when it is not); writes
+//! stop at `WouldBlock` or a short write (the socket buffer is full).
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
 use mio::net::TcpStream;
+
+use crate::node::Session;
+use crate::proto::Dialect;
 
 /// Initial and minimum input buffer size. Grown by doubling when a read
 /// fills it.
@@ -175,6 +183,18 @@ impl OutBuf {
         }
         Ok(total)
     }
+    /// Moves `bytes` to the end of the output, leaving `bytes` empty. When
+    /// nothing is waiting, the two buffers are swapped instead of copied.
+    pub fn append(&mut self, bytes: &mut Vec<u8>) {
+        if self.is_empty() {
+            self.data.clear();
+            self.written = 0;
+            std::mem::swap(&mut self.data, bytes);
+        } else {
+            self.data.extend_from_slice(bytes);
+            bytes.clear();
+        }
+    }
     /// Drops everything not yet written, and everything after byte `at` of
     /// the unwritten data that the caller wants to retract.
     pub fn truncate_unwritten(&mut self, at: usize) {
@@ -182,9 +202,25 @@ impl OutBuf {
     }
 }
 
+/// What a connection is.
+#[derive(Debug)]
+pub enum Role {
+    /// A client, or a peer's inbound link (a client that said REPLHELLO).
+    Client(Session),
+    /// Our outbound link to peer `index` of the node's links.
+    Link {
+        /// The link's index.
+        index: usize,
+        /// The non-blocking connect has not completed yet.
+        connecting: bool,
+    },
+}
+
 /// A socket with its buffers and the bookkeeping the reactor needs.
 #[derive(Debug)]
 pub struct Conn {
+    /// What the connection is.
+    pub role: Role,
     /// The socket.
     pub stream: TcpStream,
     /// The other end.
@@ -201,18 +237,18 @@ pub struct Conn {
     /// bytes may wait in the socket with no readable event to come.
     pub unread: bool,
     /// Already on the list of connections to flush this iteration.
-    pub queued: bool,
-    /// Output offset of the first reply that waits for the log: replies
-    /// from here on are retracted if the log write fails.
-    pub unacked_at: Option<usize>,
-    /// Whether that reply was RESP, so the error replacing it is too.
-    pub unacked_resp: bool,
+    pub on_flush_list: bool,
+    /// Output offset of the first reply that waits for the log commit, and
+    /// its dialect: replies from there on are retracted if the commit fails,
+    /// and replaced by an error in that dialect.
+    pub held: Option<(usize, Dialect)>,
 }
 
 impl Conn {
     /// Wraps an accepted or connecting socket.
-    pub fn new(stream: TcpStream, addr: SocketAddr) -> Conn {
+    pub fn new(stream: TcpStream, addr: SocketAddr, role: Role) -> Conn {
         Conn {
+            role,
             stream,
             addr,
             input: InBuf::default(),
@@ -220,9 +256,8 @@ impl Conn {
             closing: false,
             paused: false,
             unread: false,
-            queued: false,
-            unacked_at: None,
-            unacked_resp: false,
+            on_flush_list: false,
+            held: None,
         }
     }
 }
@@ -286,6 +321,17 @@ mod tests {
         let mut buf = InBuf::default();
         let f = buf.fill(&mut Trickle(&data, usize::MAX), 30_000, true).unwrap();
         assert!(!f.blocked && buf.len() >= 30_000 && buf.len() < 70_000, "{f:?} {}", buf.len());
+    }
+
+    #[test]
+    fn append_moves_bytes_after_what_waits() {
+        let mut out = OutBuf::default();
+        let mut bytes = b"abc".to_vec();
+        out.append(&mut bytes);
+        assert!(bytes.is_empty());
+        let mut more = b"de".to_vec();
+        out.append(&mut more);
+        assert_eq!((out.data.as_slice(), more.len()), (&b"abcde"[..], 0));
     }
 
     #[test]

@@ -1,0 +1,104 @@
+//! The text protocol's commands, with its line replies: PUT, GET, DEL,
+//! PING, STATS, COMPACT, QUIT, and REPL_PUT/REPL_DEL typed by a person.
+//! Their arities and usage lines are in the command table.
+
+use super::{Ctx, Flow};
+use crate::node::write::Refused;
+use crate::proto::text::line;
+use crate::storage::record::Op;
+use crate::storage::store::Applied;
+
+/// `PUT <key> <value>`.
+pub fn put(cx: &mut Ctx<'_>) -> Flow {
+    let r = cx.node.local_write(Op::Put, cx.args.get(1), cx.args.get(2));
+    write_reply(cx.out, r, false)
+}
+
+/// `REPL_PUT <key> <value>`: applied on this node only.
+pub fn repl_put(cx: &mut Ctx<'_>) -> Flow {
+    let r = cx.node.manual_replica_write(Op::Put, cx.args.get(1), cx.args.get(2));
+    write_reply(cx.out, r, false)
+}
+
+/// `GET <key>`: the value, or `NOT_FOUND`. A value with a line break cannot
+/// be a line: it is refused with a pointer to RESP.
+pub fn get(cx: &mut Ctx<'_>) -> Flow {
+    let node = &mut *cx.node;
+    match node.store.get(cx.args.get(1)) {
+        Some(v) if memchr::memchr2(b'\n', b'\r', v).is_some() => {
+            node.stats.hits += 1;
+            line(cx.out, b"ERROR the value holds a line break; read it over RESP (redis-cli)");
+        }
+        Some(v) => {
+            node.stats.hits += 1;
+            line(cx.out, v);
+        }
+        None => {
+            node.stats.misses += 1;
+            line(cx.out, b"NOT_FOUND");
+        }
+    }
+    Flow::Continue
+}
+
+/// `DEL <key>`: `OK`, or `NOT_FOUND`.
+pub fn del(cx: &mut Ctx<'_>) -> Flow {
+    delete(cx, false)
+}
+
+/// `REPL_DEL <key>`: as DEL, applied on this node only.
+pub fn repl_del(cx: &mut Ctx<'_>) -> Flow {
+    delete(cx, true)
+}
+
+fn delete(cx: &mut Ctx<'_>, manual: bool) -> Flow {
+    let key = cx.args.get(1);
+    if !cx.node.store.contains(key) {
+        line(cx.out, b"NOT_FOUND");
+        return Flow::Continue;
+    }
+    let r =
+        if manual { cx.node.manual_replica_write(Op::Del, key, b"") } else { cx.node.local_write(Op::Del, key, b"") };
+    write_reply(cx.out, r, true)
+}
+
+fn write_reply(out: &mut Vec<u8>, r: Result<Applied, Refused>, is_delete: bool) -> Flow {
+    match r {
+        Ok(Applied::Done { was_live: false }) if is_delete => line(out, b"NOT_FOUND"),
+        Ok(_) => line(out, b"OK"),
+        Err(Refused(why)) => line(out, format!("ERROR {why}").as_bytes()),
+    }
+    Flow::Continue
+}
+
+/// `PING`.
+pub fn ping(cx: &mut Ctx<'_>) -> Flow {
+    line(cx.out, b"PONG");
+    Flow::Continue
+}
+
+/// `STATS`: `STAT <name> <value>` lines, then `END`.
+pub fn stats(cx: &mut Ctx<'_>) -> Flow {
+    for (k, v) in cx.node.stat_pairs() {
+        cx.out.extend_from_slice(b"STAT ");
+        cx.out.extend_from_slice(k.as_bytes());
+        cx.out.push(b' ');
+        line(cx.out, v.as_bytes());
+    }
+    line(cx.out, b"END");
+    Flow::Continue
+}
+
+/// `COMPACT`: `OK` once a log rewrite has started (or is under way).
+pub fn compact(cx: &mut Ctx<'_>) -> Flow {
+    match cx.node.start_compaction() {
+        Ok(_) => line(cx.out, b"OK"),
+        Err(e) => line(cx.out, format!("ERROR {e}").as_bytes()),
+    }
+    Flow::Continue
+}
+
+/// `QUIT`: the connection closes, with no reply.
+pub fn quit(_: &mut Ctx<'_>) -> Flow {
+    Flow::Close
+}

@@ -1,0 +1,123 @@
+//! The write paths: a client's write, a write typed by a person as
+//! `REPL_PUT`/`REPL_DEL`, a peer's write, a peer's "synced" — each applied
+//! to the store through its one apply path and staged in the log in the
+//! same step; and the log commit that ends the iteration, which keeps them
+//! or rolls them all back.
+
+use std::time::Duration;
+
+use super::{Commit, Node};
+use crate::storage::record::{FLAG_ORDERED, Op, Record, Version};
+use crate::storage::store::Applied;
+
+/// How long writes are refused after the log failed.
+const LOG_DOWN_FOR: Duration = Duration::from_secs(1);
+
+/// Why a write was refused; nothing was applied.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl Node {
+    fn refuse_if_log_down(&mut self) -> Result<(), Refused> {
+        match &self.log_down {
+            None => Ok(()),
+            Some((until, why)) if *until > self.now => {
+                Err(Refused(format!("log write failed ({why}); writes are refused for now")))
+            }
+            Some(_) => {
+                self.log_down = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// A client's write: versioned here, applied, staged in the log, and
+    /// queued for the peers once logged.
+    pub fn local_write(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<Applied, Refused> {
+        self.refuse_if_log_down()?;
+        let version = self.store.next_version(self.id);
+        let rec = Record { op, flags: FLAG_ORDERED, version, key, value };
+        self.log.stage(&rec);
+        let applied = self.store.apply(&rec, self.now_secs);
+        self.repl.queue_write(&rec);
+        self.stats.writes += 1;
+        self.wrote = true;
+        Ok(applied)
+    }
+
+    /// A write typed by a person as `REPL_PUT`/`REPL_DEL` (no version): applied
+    /// here only. Its version names node 0, which no node forwards.
+    pub fn manual_replica_write(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<Applied, Refused> {
+        self.refuse_if_log_down()?;
+        let version = Version::new(self.store.next_version(self.id).counter(), 0);
+        let rec = Record { op, flags: 0, version, key, value };
+        let applied = self.store.apply(&rec, self.now_secs);
+        if matches!(applied, Applied::Done { .. }) {
+            self.log.stage(&rec);
+            self.wrote = true;
+        }
+        Ok(applied)
+    }
+
+    /// A write from peer `from`'s link. `ordered` frames move the watermark.
+    /// Returns the watermark of `from` to acknowledge with.
+    pub fn peer_write(&mut self, from: u16, ordered: bool, rec: Record<'_>) -> Result<u64, Refused> {
+        self.refuse_if_log_down()?;
+        let rec = Record { flags: if ordered { FLAG_ORDERED } else { 0 }, ..rec };
+        if let Applied::Done { .. } = self.store.apply(&rec, self.now_secs) {
+            self.log.stage(&rec);
+            self.repl.progress.note_applied(rec.version.node());
+            self.wrote = true;
+            if rec.op == Op::FlushAll {
+                // The entries newer than a peer's FLUSHALL survive it in new
+                // slots: a scan under way must start over or skip them.
+                self.repl.restart_scans();
+            }
+        }
+        if ordered {
+            self.repl.progress.advance(rec.version.node(), rec.version.counter());
+        }
+        Ok(self.repl.watermark(from))
+    }
+
+    /// Peer `from` says this node now has all its writes up to `counter`.
+    pub fn peer_synced(&mut self, from: u16, counter: u64) -> Result<u64, Refused> {
+        self.refuse_if_log_down()?;
+        self.store.observe(counter);
+        self.repl.progress.advance(from, counter);
+        let rec = Record { op: Op::Watermark, flags: 0, version: Version::new(counter, from), key: b"", value: b"" };
+        self.log.stage(&rec);
+        self.wrote = true;
+        Ok(self.repl.watermark(from))
+    }
+
+    /// Writes what this iteration staged to the log (and fsyncs under
+    /// `--fsync always`). On failure every write of the iteration is undone
+    /// in the store, the watermarks and the peers' batch, and writes are
+    /// refused for a moment.
+    pub(super) fn commit_log(&mut self) -> Commit {
+        if !self.log.has_staged() {
+            self.store.commit();
+            self.repl.committed();
+            return Commit::Nothing;
+        }
+        match self.log.commit() {
+            Ok(()) => {
+                self.store.commit();
+                self.repl.committed();
+                Commit::Done
+            }
+            Err(e) => {
+                let why = e.to_string();
+                self.store.rollback();
+                self.repl.rolled_back();
+                self.stats.log_write_errors += 1;
+                log::error!(
+                    "log write failed: {why}; this iteration's writes were rolled back and writes are refused for {LOG_DOWN_FOR:?}"
+                );
+                self.log_down = Some((self.now + LOG_DOWN_FOR, why.clone()));
+                Commit::Failed(why)
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The peer link's wire format, both ways: the frames a node sends over its
+//! outbound link, the replies it reads back, and the decoding of frames a
+//! node receives as requests on an inbound connection.
+//!
+//! The link speaks RESP, so values of any bytes pass unchanged:
+//!
+//! | frame | meaning | reply |
+//! |---|---|---|
+//! | `REPLHELLO <id>` | "I am node id" | `+HELLO <N> <peer id>`, N the highest counter of id's writes the peer has in order |
+//! | `REPL_PUT <key> <value> <version>` | a write of ours | `:N` as above |
+//! | `REPL_DEL <key> <version>` | a delete of ours | `:N` |
+//! | `REPL_FLUSHALL <version>` | a FLUSHALL of ours | `:N` |
+//! | `REPL_SYNCED <counter>` | "you now have all my writes up to counter" | `:N` |
+//!
+//! Between `REPLHELLO` and `REPL_SYNCED` the link is catching up: frames come
+//! from a scan of the store, out of order, so the receiver applies them but
+//! does not move its watermark until `REPL_SYNCED`. After it, frames are live
+//! writes in order, and each moves the watermark.
+
+use crate::proto::resp;
+use crate::storage::record::{Op, Record, Version};
+
+/// Encodes `REPLHELLO <id>`.
+pub fn hello(out: &mut Vec<u8>, id: u16) {
+    resp::array(out, 2);
+    resp::bulk(out, b"REPLHELLO");
+    bulk_u64(out, u64::from(id));
+}
+
+/// Encodes the answer to `REPLHELLO`: `+HELLO <watermark> <our id>`.
+pub fn hello_reply(out: &mut Vec<u8>, watermark: u64, id: u16) {
+    resp::simple(out, format!("HELLO {watermark} {id}").as_bytes());
+}
+
+/// Encodes `REPL_SYNCED <counter>`.
+pub fn synced(out: &mut Vec<u8>, counter: u64) {
+    resp::array(out, 2);
+    resp::bulk(out, b"REPL_SYNCED");
+    bulk_u64(out, counter);
+}
+
+/// Encodes a write as the frame that replays it on a peer.
+pub fn frame(out: &mut Vec<u8>, op: Op, key: &[u8], value: &[u8], version: Version) {
+    match op {
+        Op::Put => {
+            resp::array(out, 4);
+            resp::bulk(out, b"REPL_PUT");
+            resp::bulk(out, key);
+            resp::bulk(out, value);
+        }
+        Op::Del => {
+            resp::array(out, 3);
+            resp::bulk(out, b"REPL_DEL");
+            resp::bulk(out, key);
+        }
+        Op::FlushAll => {
+            resp::array(out, 2);
+            resp::bulk(out, b"REPL_FLUSHALL");
+        }
+        Op::Watermark => return,
+    }
+    bulk_u64(out, version.0);
+}
+
+/// Encodes a record as its frame (see [`frame`]).
+pub fn record_frame(out: &mut Vec<u8>, rec: &Record<'_>) {
+    frame(out, rec.op, rec.key, rec.value, rec.version);
+}
+
+fn bulk_u64(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    resp::bulk(out, &digits[i..]);
+}
+
+/// A reply read from a peer link.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LinkReply<'a> {
+    /// `+HELLO <watermark> <node>`: the answer to `REPLHELLO`.
+    Hello {
+        /// The peer's watermark for us.
+        watermark: u64,
+        /// The peer's node id.
+        node: u16,
+    },
+    /// `:N`: the peer's watermark for us.
+    Watermark(u64),
+    /// `-...`: the peer refused a frame.
+    Error(&'a [u8]),
+}
+
+/// Parses the reply at the start of `buf`: `Ok(None)` if incomplete,
+/// `Err` if the peer sent something no kvstore node sends.
+pub fn parse_reply(buf: &[u8]) -> Result<Option<(LinkReply<'_>, usize)>, &'static str> {
+    let Some(end) = memchr::memchr(b'\n', buf) else {
+        return if buf.len() > 1024 { Err("reply line too long") } else { Ok(None) };
+    };
+    let line = buf[..end].strip_suffix(b"\r").ok_or("reply without CRLF")?;
+    match line.split_first() {
+        Some((b':', digits)) => {
+            let n = resp::parse_int(digits).and_then(|n| u64::try_from(n).ok()).ok_or("bad integer reply")?;
+            Ok(Some((LinkReply::Watermark(n), end + 1)))
+        }
+        Some((b'-', msg)) => Ok(Some((LinkReply::Error(msg), end + 1))),
+        Some((b'+', rest)) => {
+            let mut words = rest.split(|&c| c == b' ');
+            let (Some(b"HELLO"), Some(w), Some(n), None) = (words.next(), words.next(), words.next(), words.next())
+            else {
+                return Err("unexpected reply");
+            };
+            let watermark = resp::parse_int(w).and_then(|n| u64::try_from(n).ok()).ok_or("bad HELLO reply")?;
+            let node = resp::parse_int(n).and_then(|n| u16::try_from(n).ok()).ok_or("bad HELLO reply")?;
+            Ok(Some((LinkReply::Hello { watermark, node }, end + 1)))
+        }
+        _ => Err("unexpected reply"),
+    }
+}
+
+/// A frame received on an inbound link, decoded from its arguments.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// `REPLHELLO <id>`, with the id checked to be a node id (1-65535).
+    Hello(Option<u16>),
+    /// `REPL_PUT <key> <value>` / `REPL_DEL <key>` without a version: typed by
+    /// a person, applied on the receiving node only.
+    Manual(Op, &'a [u8], &'a [u8]),
+    /// A versioned write (`REPL_PUT`, `REPL_DEL`, `REPL_FLUSHALL`), or
+    /// `None` if its version is not a number.
+    Write(Option<Record<'a>>),
+    /// `REPL_SYNCED <counter>`, or `None` if the counter is not a number.
+    Synced(Option<u64>),
+    /// Not a frame of this shape (wrong argument count).
+    BadArity,
+}
+
+impl<'a> Frame<'a> {
+    /// Decodes the frame named `name` (upper-case) with arguments `args`
+    /// (the name included).
+    pub fn decode(name: &[u8], args: &[&'a [u8]]) -> Frame<'a> {
+        let number = |b: &[u8]| resp::parse_int(b).and_then(|v| u64::try_from(v).ok());
+        let write = |op, key, value, v: &[u8]| {
+            Frame::Write(number(v).map(|v| Record { op, flags: 0, version: Version(v), key, value }))
+        };
+        match (name, args) {
+            (b"REPLHELLO", [_, id]) => Frame::Hello(resp::parse_int(id).and_then(|v| u16::try_from(v).ok())),
+            (b"REPL_PUT", [_, key, value]) => Frame::Manual(Op::Put, key, value),
+            (b"REPL_DEL", [_, key]) => Frame::Manual(Op::Del, key, b""),
+            (b"REPL_PUT", [_, key, value, v]) => write(Op::Put, key, value, v),
+            (b"REPL_DEL", [_, key, v]) => write(Op::Del, key, b"", v),
+            (b"REPL_FLUSHALL", [_, v]) => write(Op::FlushAll, b"", b"", v),
+            (b"REPL_SYNCED", [_, c]) => Frame::Synced(number(c)),
+            _ => Frame::BadArity,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_resp_the_server_parses() {
+        let mut out = vec![];
+        frame(&mut out, Op::Put, b"k\r\n", b"\0v", Version(65537));
+        assert_eq!(out, b"*4\r\n$8\r\nREPL_PUT\r\n$3\r\nk\r\n\r\n$2\r\n\0v\r\n$5\r\n65537\r\n");
+        out.clear();
+        frame(&mut out, Op::Del, b"k", b"", Version(0));
+        assert_eq!(out, b"*3\r\n$8\r\nREPL_DEL\r\n$1\r\nk\r\n$1\r\n0\r\n");
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(parse_reply(b":12\r\n:1"), Ok(Some((LinkReply::Watermark(12), 5))));
+        assert_eq!(parse_reply(b":12\r"), Ok(None));
+        assert_eq!(parse_reply(b"-ERR no\r\n"), Ok(Some((LinkReply::Error(b"ERR no"), 9))));
+        assert!(parse_reply(b"+OK\r\n").is_err());
+        assert_eq!(parse_reply(b"+HELLO 9 12346\r\n"), Ok(Some((LinkReply::Hello { watermark: 9, node: 12346 }, 16))));
+        assert!(parse_reply(b":-1\r\n").is_err());
+        let mut out = vec![];
+        hello_reply(&mut out, 9, 12346);
+        assert_eq!(parse_reply(&out), Ok(Some((LinkReply::Hello { watermark: 9, node: 12346 }, 16))));
+    }
+
+    #[test]
+    fn frames_decode_by_name_and_arity() {
+        let put = Frame::decode(b"REPL_PUT", &[b"repl_put", b"k", b"v", b"65537"]);
+        let rec = Record { op: Op::Put, flags: 0, version: Version(65537), key: b"k", value: b"v" };
+        assert_eq!(put, Frame::Write(Some(rec)));
+        assert_eq!(Frame::decode(b"REPL_PUT", &[b"x", b"k", b"v"]), Frame::Manual(Op::Put, b"k", b"v"));
+        assert_eq!(Frame::decode(b"REPL_DEL", &[b"x", b"k", b"-1"]), Frame::Write(None));
+        assert_eq!(Frame::decode(b"REPLHELLO", &[b"x", b"70000"]), Frame::Hello(None));
+        assert_eq!(Frame::decode(b"REPL_SYNCED", &[b"x", b"7"]), Frame::Synced(Some(7)));
+        assert_eq!(Frame::decode(b"REPL_FLUSHALL", &[b"x"]), Frame::BadArity);
+    }
+}
