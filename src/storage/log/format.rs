@@ -1,0 +1,142 @@
+//! The file on disk: its 16-byte header, the check of that header at open,
+//! and the lock taken on the file (see "File format" in the
+//! [module docs](super)).
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+use super::{LogError, io_err};
+
+/// The first eight bytes of a log.
+pub const MAGIC: [u8; 8] = *b"KVSTORE\0";
+/// The format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes of the header before the first record.
+pub const HEADER_LEN: u64 = 16;
+
+/// The header a log (or a rewrite of it) starts with.
+pub(super) fn header() -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h
+}
+
+/// Fsyncs the directory `dir`, so that a file created or renamed in it keeps
+/// its name after a crash of the machine.
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Opens `path` and locks it, making sure the lock is on the file that
+/// carries the name: a rewrite elsewhere could rename a new file over it
+/// between our open and our lock (it would then be locked already, but the
+/// check costs nothing).
+pub(super) fn open_locked(path: &Path) -> Result<File, LogError> {
+    for _ in 0..3 {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_err(path, "open"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(LogError::Locked { path: path.to_path_buf() }),
+            Err(TryLockError::Error(e)) => return Err(io_err(path, "lock")(e)),
+        }
+        let ours = file.metadata().map_err(io_err(path, "stat"))?;
+        let named = fs::metadata(path).map_err(io_err(path, "stat"))?;
+        if (ours.dev(), ours.ino()) == (named.dev(), named.ino()) {
+            return Ok(file);
+        }
+    }
+    Err(LogError::Locked { path: path.to_path_buf() })
+}
+
+/// Checks that the log `file` (at `path`, in the directory `dir`) starts
+/// with a header this build reads, and returns the file's length.
+///
+/// A file shorter than a header is new, or its creation was cut short by a
+/// crash: if what it holds is a prefix of the header, the header is
+/// (re)written and fsynced with its directory; otherwise it is
+/// [`LogError::BadMagic`]. A wrong version is [`LogError::BadVersion`].
+pub(super) fn check_header(file: &File, path: &Path, dir: &Path) -> Result<u64, LogError> {
+    let mut file_len = file.metadata().map_err(io_err(path, "stat"))?.len();
+    let want = header();
+    if file_len < HEADER_LEN {
+        // New, or a creation cut short by a crash: (re)write the header.
+        let mut have = vec![0u8; file_len as usize];
+        file.read_exact_at(&mut have, 0).map_err(io_err(path, "read"))?;
+        if have[..] != want[..have.len()] {
+            return Err(LogError::BadMagic { path: path.to_path_buf() });
+        }
+        if file_len > 0 {
+            log::warn!("{}: completing a header cut short at {file_len} bytes", path.display());
+        }
+        file.write_all_at(&want, 0).map_err(io_err(path, "write"))?;
+        file.sync_all().map_err(io_err(path, "fsync"))?;
+        sync_dir(dir).map_err(io_err(dir, "fsync"))?;
+        file_len = HEADER_LEN;
+    }
+    let mut have = [0u8; HEADER_LEN as usize];
+    file.read_exact_at(&mut have, 0).map_err(io_err(path, "read"))?;
+    if have[..8] != MAGIC {
+        return Err(LogError::BadMagic { path: path.to_path_buf() });
+    }
+    let version = u32::from_le_bytes([have[8], have[9], have[10], have[11]]);
+    if version != FORMAT_VERSION {
+        return Err(LogError::BadVersion { path: path.to_path_buf(), version });
+    }
+    Ok(file_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::log::testutil::*;
+    use crate::storage::log::{Fsync, LOG_FILE};
+
+    #[test]
+    fn bad_header_is_refused() {
+        let tmp = TempDir::new();
+        let cfg = cfg(&tmp.0, Fsync::No);
+        let path = tmp.0.join(LOG_FILE);
+        let (bytes, _) = build(&cfg, &sample(3));
+
+        let mut magic = bytes.clone();
+        magic[0] = b'X';
+        fs::write(&path, &magic).unwrap();
+        let err = open_all(&cfg).err().unwrap();
+        assert!(matches!(err, LogError::BadMagic { .. }), "{err}");
+        assert!(err.to_string().contains(&path.display().to_string()));
+
+        let mut version = bytes.clone();
+        version[8] = 2;
+        fs::write(&path, &version).unwrap();
+        let err = open_all(&cfg).err().unwrap();
+        assert!(matches!(err, LogError::BadVersion { version: 2, .. }), "{err}");
+
+        fs::write(&path, b"hello").unwrap();
+        assert!(matches!(open_all(&cfg), Err(LogError::BadMagic { .. })));
+
+        // A header cut short by a crash at creation is completed.
+        fs::write(&path, &bytes[..5]).unwrap();
+        let (log, stats, _) = reopen(&cfg);
+        assert_eq!((stats.records, log.len()), (0, HEADER_LEN));
+    }
+
+    #[test]
+    fn second_open_of_a_dir_is_locked() {
+        let tmp = TempDir::new();
+        let cfg = cfg(&tmp.0, Fsync::EverySec);
+        let (log, _, _) = reopen(&cfg);
+        let err = open_all(&cfg).err().unwrap();
+        assert!(matches!(err, LogError::Locked { .. }), "{err}");
+        drop(log);
+        reopen(&cfg);
+    }
+}
