@@ -1,28 +1,67 @@
 //! kvstore: a small distributed key-value store.
 //!
-//! One thread runs one `mio` event loop that serves every client and peer:
-//! a netcat-friendly text protocol and Redis's RESP share one port, every
+//! One `mio` event loop on one thread serves every client and peer: a
+//! netcat-friendly text protocol and Redis's RESP share one port, every
 //! write is appended to a checksummed log before its reply leaves, and
 //! writes are forwarded to peers over persistent links that catch up by
-//! themselves after an outage.
+//! themselves after an outage. Besides the loop's thread, the log owns two
+//! helper threads that never touch the data: the `--fsync everysec` flusher
+//! and the file switch at the end of a compaction (fsync, rename, directory
+//! fsync), so that the loop never waits for a disk flush it need not wait for.
 //!
 //! # Layout
 //! - [`config`]: command-line options, defaults, validation.
-//! - [`core`]: the data side, no sockets. [`core::store`] the versioned
+//! - [`storage`]: the data, no sockets. [`storage::store`] the versioned
 //!   keyspace (last writer wins, tombstones, the one apply path);
-//!   [`core::record`] the log record codec; [`core::append_log`] the log
-//!   file: append, fsync policies, replay, torn tails, compaction.
-//! - [`proto`]: pure parsers (bytes to request, no I/O) and reply encoders:
-//!   [`proto::text`] and [`proto::resp`].
-//! - [`net`]: [`net::conn`] a connection's buffers; [`net::peer`] a peer
-//!   link's state machine and frames; [`net::cluster`] the topology and
-//!   watermarks. None of them does I/O on its own.
-//! - [`server`]: the reactor that owns every socket, and the order of one
-//!   loop iteration (see its docs); [`server::commands`] executes requests;
-//!   [`server::core`] holds the state they act on, and the socket-free
-//!   halves of a peer link (`feed_link`, `link_reply`), which a test-only
-//!   in-memory cluster (`server::sim`) drives through random schedules.
-//! - `src/bin/`: `kvstore-server`, and `kvstore-bench`, the load generator.
+//!   [`storage::record`] the log record codec; [`storage::log`] the log
+//!   file: format, append + fsync, replay, rewrite (one file each).
+//! - [`proto`]: pure parsers (bytes to request, no I/O), reply encoders, and
+//!   the [`proto::Dialect`] a request is in: [`proto::text`], [`proto::resp`].
+//! - [`node`]: the socket-free node. [`node::Node`] holds the store, the
+//!   log, the replicator and the counters; it turns a connection's input
+//!   into replies ([`node::pipeline`]), ends a loop iteration with a
+//!   [`node::Ready`] (the log commit, what to do with peer connections) and
+//!   is told what the driver did. [`node::cmd`] is the command table and
+//!   one file per command family; [`node::write`] the write paths.
+//! - [`repl`]: the replicator, events in and intents out, no I/O: peer
+//!   links ([`repl::link`]), watermarks ([`repl::progress`]), the wire
+//!   format both ways ([`repl::wire`]), the receiving side
+//!   ([`repl::receiver`]).
+//! - [`server`]: only sockets. The mio reactor, the order of one loop
+//!   iteration (see its docs), connections and their buffers
+//!   ([`server::conn`]) in one slab.
+//! - `src/bin/`: `kvstore-server`, and `kvstore-bench/`, the load generator.
+//!
+//! The reactor and a test-only in-memory cluster (`node::sim`, seeded random
+//! schedules of deliveries, cuts, crashes) drive the same [`node::Node`]
+//! through the same calls.
+//!
+//! # One loop iteration
+//! 1. poll, with the timeout the node asked for;
+//! 2. read each ready client until its socket is drained, and hand the input
+//!    to [`node::Node::process`]: parse, execute, append the reply; a write
+//!    is applied to the store and staged in the log at once;
+//! 3. before sleeping: [`node::Node::before_sleep`] commits the log (one
+//!    write, and one fsync under `--fsync always`, for all the iteration's
+//!    writes) and fills the peers' outboxes; only then are the replies
+//!    written, each connection once; closed connections are reaped;
+//!    [`node::Node::advance`] does the housekeeping.
+//!
+//! # The path of one PUT
+//! `PUT k v\n` arrives on a client socket: [`server`] reads it into the
+//! connection's input and calls [`node::Node::process`];
+//! [`proto::Dialect::of`] says text, [`proto::text::parse`] splits it into
+//! arguments; [`node::cmd`] finds `PUT` in the command table and runs its
+//! handler ([`node::cmd::text::put`]), which calls
+//! [`node::Node::local_write`]: a version from the Lamport clock, the
+//! record staged in the log, applied to the store, framed for the peers;
+//! `OK` is appended to the output, held. At the end of the iteration
+//! [`node::Node::before_sleep`] commits the log and moves the frame into
+//! every live link's outbox; the reactor releases `OK`, writes it, and
+//! writes the frame to each peer, where it arrives as `REPL_PUT` on an
+//! inbound connection and goes through [`repl::receiver`] and
+//! [`node::Node::peer_write`] into the same store apply path.
+#![deny(missing_docs)]
 
 pub mod config;
 pub mod node;

@@ -24,7 +24,7 @@
 //! [`crate::storage::log`]).
 //!
 //! The invariant kept here: a write is applied to the store and staged in
-//! the log in the same step ([`write`]), and its reply waits in the
+//! the log in the same step ([`mod@write`]), and its reply waits in the
 //! connection's output until [`Node::before_sleep`] has committed the log.
 
 pub mod cmd;

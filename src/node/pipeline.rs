@@ -4,7 +4,7 @@
 //! (a paused reader, a request too large, a protocol error that closes).
 //!
 //! Before a pipelined batch runs, the keys of its next requests are hashed
-//! and their table entries prefetched ([`prefetch_keys`]): with many random
+//! and their table entries prefetched (`prefetch_keys`): with many random
 //! keys each lookup is a few dependent cache misses, and in a batch they
 //! overlap instead of stalling one by one. The requests the look-ahead
 //! parsed are kept ([`Lookahead`]) so the main pass does not parse them twice.
@@ -133,7 +133,7 @@ impl Node {
     }
 }
 
-/// Requests parsed by the look-ahead pass of [`prefetch_keys`], so that the
+/// Requests parsed by the look-ahead pass of `prefetch_keys`, so that the
 /// main pass does not parse them a second time. Valid for one
 /// [`Node::process`] call (offsets are into that call's input); reused, so
 /// it allocates nothing in steady state.

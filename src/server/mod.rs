@@ -12,7 +12,7 @@
 //!    connect completed; replies read, for [`Node::link_input`]).
 //! 3. Resume connections that stopped at a budget, or that were paused
 //!    (output over its soft limit) and have drained.
-//! 4. Before sleeping ([`Server::before_sleep`]), in this order:
+//! 4. Before sleeping (`Server::before_sleep`), in this order:
 //!    a. [`Node::before_sleep`]: a compaction chunk, then the log commit
 //!    (with its fsync under `--fsync always`), then the peers' bytes;
 //!    b. the commit's outcome: the replies that waited for it are released

@@ -467,7 +467,7 @@ impl Store {
     }
 
     /// Frees the tombstones a store without peers made since the last sweep.
-    /// Only at a safe point (see [`Store::remove_at`]).
+    /// Only at a safe point (see `Store::remove_at`).
     pub fn sweep_fresh_tombstones(&mut self) {
         if self.fresh_tombstones.is_empty() {
             return;

@@ -200,18 +200,24 @@ const NOKEYS: (i32, i32, i32) = (0, 0, 0);
 const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
 const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
 
-/// Every command. Lookup is a scan, so the hottest come first.
+/// Every command. Lookup is a scan, so the hottest come first; after them,
+/// one block per family, in the order COMMAND lists them.
 pub static COMMANDS: &[CommandSpec] = &[
+    // The hottest.
     CommandSpec::resp("GET", 2, READONLY | FAST, ONE_KEY, strings::get).and_text(2, "GET <key>", text::get),
     CommandSpec::resp("SET", -3, WRITE | DENYOOM, ONE_KEY, strings::set),
     CommandSpec::text_only("PUT", 3, "PUT <key> <value>", text::put),
     CommandSpec::resp("DEL", -2, WRITE, ALL_KEYS, keys::del).and_text(2, "DEL <key>", text::del),
+    // Keys.
     CommandSpec::resp("EXISTS", -2, READONLY | FAST, ALL_KEYS, keys::exists),
+    // Strings.
     CommandSpec::resp("MGET", -2, READONLY | FAST, ALL_KEYS, strings::mget),
     CommandSpec::resp("MSET", -3, WRITE | DENYOOM, (1, -1, 2), strings::mset),
+    // The keyspace as a whole.
     CommandSpec::resp("DBSIZE", 1, READONLY | FAST, NOKEYS, keys::dbsize),
     CommandSpec::resp("FLUSHALL", -1, WRITE, NOKEYS, keys::flushall),
     CommandSpec::resp("FLUSHDB", -1, WRITE, NOKEYS, keys::flushall),
+    // Server and connection.
     CommandSpec::resp("PING", -1, FAST, NOKEYS, server::ping).and_text(0, "PING", text::ping),
     CommandSpec::resp("ECHO", 2, FAST, NOKEYS, server::echo),
     CommandSpec::resp("INFO", -1, LOADING | STALE, NOKEYS, info::info),
@@ -226,11 +232,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         text::quit,
     ),
     CommandSpec::resp("BGREWRITEAOF", 1, ADMIN, NOKEYS, server::bgrewriteaof),
+    // Transactions.
     CommandSpec::resp("MULTI", 1, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, NOKEYS, multi::multi),
     CommandSpec::resp("EXEC", 1, NOSCRIPT | LOADING | STALE | TX_CONTROL, NOKEYS, multi::exec),
     CommandSpec::resp("DISCARD", 1, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, NOKEYS, multi::discard),
     CommandSpec::resp("WATCH", -2, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, ALL_KEYS, multi::watch),
     CommandSpec::resp("UNWATCH", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, multi::unwatch),
+    // kvstore's own.
     CommandSpec::text_only("STATS", 0, "STATS", text::stats),
     CommandSpec::hidden("COMPACT", server::bgrewriteaof).and_text(0, "COMPACT", text::compact),
     CommandSpec::hidden("REPLHELLO", receiver::frame),
