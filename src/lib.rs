@@ -43,8 +43,9 @@
 //!    is applied to the store and staged in the log at once;
 //! 3. before sleeping: [`node::Node::before_sleep`] commits the log (one
 //!    write, and one fsync under `--fsync always`, for all the iteration's
-//!    writes) and fills the peers' outboxes; only then are the replies
-//!    written, each connection once; closed connections are reaped;
+//!    writes); [`node::Node::feed_link`] appends the logged writes to each
+//!    peer connection's output; only then are the replies written, each
+//!    connection once; closed connections are reaped;
 //!    [`node::Node::advance`] does the housekeeping.
 //!
 //! # The path of one PUT
@@ -56,9 +57,9 @@
 //! [`node::Node::local_write`]: a version from the Lamport clock, the
 //! record staged in the log, applied to the store, framed for the peers;
 //! `OK` is appended to the output, held. At the end of the iteration
-//! [`node::Node::before_sleep`] commits the log and moves the frame into
-//! every live link's outbox; the reactor releases `OK`, writes it, and
-//! writes the frame to each peer, where it arrives as `REPL_PUT` on an
+//! [`node::Node::before_sleep`] commits the log, the reactor releases `OK`,
+//! [`node::Node::feed_link`] appends the frame to every live link's
+//! output, and both are written. The frame arrives as `REPL_PUT` on an
 //! inbound connection and goes through [`repl::receiver`] and
 //! [`node::Node::peer_write`] into the same store apply path.
 #![deny(missing_docs)]

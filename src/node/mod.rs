@@ -7,16 +7,21 @@
 //! - [`Node::process`] takes a connection's input and its [`Session`] and
 //!   appends the replies to its output: parse, execute, reply, for every
 //!   complete request ([`pipeline`]); one request is [`Node::handle`];
-//! - [`Node::before_sleep`] ends a loop iteration: a compaction chunk, the
-//!   log commit, the peers' bytes. Its [`Ready`] says what the commit did
-//!   (so the driver releases or retracts the replies that waited for it) and
-//!   which peer connections to open or drop; each link's bytes wait in its
-//!   outbox ([`Node::link_outbox`]);
+//! - [`Node::before_sleep`] ends a loop iteration: a compaction chunk, then
+//!   the log commit. Its [`Ready`] says what the commit did (so the driver
+//!   releases or retracts the replies that waited for it) and which peer
+//!   connections to open;
+//! - then [`Node::feed_link`] appends to each peer connection's output what
+//!   the peer gets (the iteration's writes, now logged; a catch-up chunk),
+//!   or says to drop it;
 //! - the driver reports what happened to peer connections
 //!   ([`Node::link_connected`], [`Node::link_input`], [`Node::link_failed`],
 //!   [`Node::link_queued`]) and calls [`Node::advance`] after writing its
 //!   sockets, which does the housekeeping and says when the node next needs
 //!   a turn.
+//!
+//! Like replies, a peer's bytes are appended to the output buffer the
+//! driver lends: the node never holds a copy of them.
 //!
 //! The node does no network I/O and reads no clock: time comes in through
 //! [`Node::set_time`] and the `now` arguments. Its storage is the log file
@@ -45,7 +50,7 @@ pub use self::session::Session;
 use self::stats::Stats;
 use crate::config::Config;
 use crate::proto::Argv;
-use crate::repl::{LinkIntents, Replicator};
+use crate::repl::{Fed, Replicator};
 use crate::storage::log::{AppendLog, LogConfig, ReplayStats};
 use crate::storage::record::{Op, Record};
 use crate::storage::store::Store;
@@ -73,8 +78,9 @@ pub enum Commit {
 pub struct Ready {
     /// The log commit.
     pub commit: Commit,
-    /// Peer connections to open or drop.
-    pub links: LinkIntents,
+    /// Peer links whose connections to open now: report
+    /// [`Node::link_connected`] or [`Node::link_failed`].
+    pub connect: Vec<usize>,
 }
 
 /// The node. See the module docs.
@@ -152,14 +158,21 @@ impl Node {
     }
 
     /// The end of a loop iteration, before the driver writes its sockets:
-    /// writes a chunk of a running compaction's snapshot, commits the log
-    /// (only then may replies leave), and hands the logged writes to the
-    /// peer links. See [`Ready`] for what the driver must do next.
+    /// writes a chunk of a running compaction's snapshot and commits the log
+    /// (only then may replies leave). See [`Ready`] for what the driver must
+    /// do next, then [`Node::feed_link`].
     pub fn before_sleep(&mut self, now: Instant, ready: &mut Ready) {
         self.now = now;
         self.compaction_step();
         ready.commit = self.commit_log();
-        self.repl.before_sleep(&self.store, now, &mut ready.links);
+        self.repl.before_sleep(now, &mut ready.connect);
+    }
+
+    /// After [`Node::before_sleep`], for each peer link with a connection:
+    /// appends to `out`, its output (of which `written` bytes are sent), the
+    /// iteration's logged writes and a catch-up chunk; or says to drop it.
+    pub fn feed_link(&mut self, li: usize, out: &mut Vec<u8>, written: usize, now: Instant) -> Fed {
+        self.repl.feed(li, &self.store, out, written, now)
     }
 
     /// After the driver wrote its sockets: finishes or starts compactions and
@@ -167,6 +180,7 @@ impl Node {
     /// event: `now` if it has work waiting, `None` if never.
     pub fn advance(&mut self, now: Instant) -> Option<Instant> {
         self.now = now;
+        self.repl.end_iteration();
         self.compaction_poll();
         let scanning = self.compaction.is_some() || self.repl.scanning();
         if !scanning {
@@ -211,15 +225,10 @@ impl Node {
 
     // ------------------------------------------------------- peer links
 
-    /// The bytes waiting for link `li`'s peer: the driver moves them to the
-    /// link's connection after [`Node::before_sleep`] and after events.
-    pub fn link_outbox(&mut self, li: usize) -> &mut Vec<u8> {
-        self.repl.outbox(li)
-    }
-
-    /// The connection the driver opened for link `li` is up.
-    pub fn link_connected(&mut self, li: usize) {
-        self.repl.link_connected(li);
+    /// The connection the driver opened for link `li` is up; `out` is its
+    /// output (the handshake goes there).
+    pub fn link_connected(&mut self, li: usize, out: &mut Vec<u8>) {
+        self.repl.link_connected(li, out);
     }
 
     /// Link `li`'s connection failed or closed (`why` is for the log).
@@ -232,10 +241,11 @@ impl Node {
         self.repl.link_queued(li, bytes);
     }
 
-    /// Bytes read from link `li`'s connection: returns how many were used,
-    /// or why the link must be dropped (it is already counted as failed).
-    pub fn link_input(&mut self, li: usize, input: &[u8], now: Instant) -> Result<usize, String> {
-        self.repl.link_input(li, input, &mut self.store, now)
+    /// Bytes read from link `li`'s connection, whose output is `out`:
+    /// returns how many were used, or why the link must be dropped (it is
+    /// already counted as failed).
+    pub fn link_input(&mut self, li: usize, input: &[u8], out: &mut Vec<u8>, now: Instant) -> Result<usize, String> {
+        self.repl.link_input(li, input, out, &mut self.store, now)
     }
 
     /// How many peer links there are (link indices are `0..links()`).

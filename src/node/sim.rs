@@ -3,8 +3,8 @@
 //! sockets, driven one step at a time by a seeded random schedule.
 //!
 //! The code under test is the server's own, driven through the same
-//! boundary as the reactor drives it: [`Node::before_sleep`] commits the log
-//! and fills the links' outboxes, the pipes stand in for the sockets
+//! boundary as the reactor drives it: [`Node::before_sleep`] commits the log,
+//! [`Node::feed_link`] fills the links' pipes, which stand in for sockets
 //! ([`Sim::tick`] does with them what `Server::before_sleep` does with its
 //! connections), the peer runs the bytes it receives through
 //! [`Node::process`], and the replies go back through [`Node::link_input`].
@@ -25,6 +25,7 @@ use proptest::prelude::*;
 
 use super::{Commit, Node, Ready, Session, unix_now};
 use crate::config::{Args, Config};
+use crate::repl::Fed;
 use crate::repl::link::LinkState;
 use crate::storage::record::{Op, Record};
 use crate::storage::store::Store;
@@ -169,9 +170,9 @@ impl Sim {
     }
 
     /// The end of node `i`'s loop iteration, as the reactor's
-    /// `before_sleep` does it with sockets: the node commits and says what
-    /// to do; links are connected (if their peer is up) and dropped; the
-    /// outboxes go into the pipes, which report what they hold.
+    /// `before_sleep` does it with sockets: the node commits and says which
+    /// links to connect (they connect if their peer is up); every pipe is
+    /// fed, or dropped.
     fn tick(&mut self, i: usize) {
         let now = self.now();
         let up: Vec<bool> = self.hosts.iter().map(|h| h.node.is_some()).collect();
@@ -180,21 +181,20 @@ impl Sim {
         node.set_time(now, unix_now());
         node.before_sleep(now, &mut self.ready);
         assert!(!matches!(self.ready.commit, Commit::Failed(_)), "sim log commit failed");
-        for &li in &self.ready.links.connect {
+        for &li in &self.ready.connect {
             if up[peer_of(i, li)] {
-                host.pipes[li] = Some(Pipe::default());
-                node.link_connected(li);
+                let mut p = Pipe::default();
+                node.link_connected(li, &mut p.to_peer);
+                host.pipes[li] = Some(p);
             } else {
                 node.link_failed(li, now, "connection refused");
             }
         }
-        for &li in &self.ready.links.drop {
-            host.pipes[li] = None;
-        }
         for li in 0..N - 1 {
-            if let Some(p) = host.pipes[li].as_mut() {
-                p.to_peer.append(node.link_outbox(li));
-                node.link_queued(li, p.to_peer.len());
+            if let Some(p) = host.pipes[li].as_mut()
+                && node.feed_link(li, &mut p.to_peer, 0, now) == Fed::Drop
+            {
+                host.pipes[li] = None;
             }
         }
         node.advance(now);
@@ -247,7 +247,7 @@ impl Sim {
         let now = self.now();
         let host = &mut self.hosts[i];
         let (Some(node), Some(Some(p))) = (host.node.as_mut(), host.pipes.get_mut(li)) else { return };
-        match node.link_input(li, &p.replies, now) {
+        match node.link_input(li, &p.replies, &mut p.to_peer, now) {
             Ok(used) => drop(p.replies.drain(..used)),
             Err(_) => host.pipes[li] = None,
         }

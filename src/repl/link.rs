@@ -72,11 +72,8 @@ pub struct Link {
     /// Highest counter the peer reported having from us in order.
     pub acked: u64,
     /// Bytes the driver holds for the connection, not yet written to it
-    /// (reported by the driver after each flush).
+    /// (as of the last feed or flush).
     pub queued_bytes: usize,
-    /// Bytes for the peer that the driver has not taken yet (see
-    /// [`super::Replicator::outbox`]).
-    pub outbox: Vec<u8>,
     /// Full catch-up scans started.
     pub resyncs: u64,
     /// Records sent by catch-up scans, since start.
@@ -100,7 +97,6 @@ impl Link {
             sent: 0,
             acked: 0,
             queued_bytes: 0,
-            outbox: Vec::new(),
             resyncs: 0,
             sync_records: 0,
             sync_started: None,
@@ -127,10 +123,11 @@ impl Link {
         self.state = LinkState::Connecting;
     }
 
-    /// The connect completed: say who we are and wait for the peer's watermark.
-    pub fn connected(&mut self, our_id: u16) {
+    /// The connect completed: says who we are (into `out`, the
+    /// connection's output) and waits for the peer's watermark.
+    pub fn connected(&mut self, our_id: u16, out: &mut Vec<u8>) {
         self.state = LinkState::Handshake;
-        wire::hello(&mut self.outbox, our_id);
+        wire::hello(out, our_id);
     }
 
     /// The peer answered the handshake with its watermark for us: start a
@@ -175,7 +172,6 @@ impl Link {
         self.sync_started = None;
         // The queue went with the connection; STATS must not show it as waiting.
         self.queued_bytes = 0;
-        self.outbox.clear();
         self.state = LinkState::Backoff { until: now + self.delay };
         self.delay = (self.delay * 2).min(BACKOFF_MAX);
     }
@@ -203,8 +199,9 @@ mod tests {
         assert_eq!(delays[1], BACKOFF_MIN * 2);
         assert_eq!(*delays.last().unwrap(), BACKOFF_MAX);
         l.connecting();
-        l.connected(1);
-        assert!(!l.outbox.is_empty(), "REPLHELLO queued");
+        let mut out = vec![];
+        l.connected(1, &mut out);
+        assert!(out.starts_with(b"*2\r\n$9\r\nREPLHELLO"), "REPLHELLO queued");
         l.handshake_done(7, t0);
         assert_eq!(l.state, LinkState::Syncing { cursor: 0 });
         assert_eq!((l.acked, l.sent, l.resyncs), (7, 7, 1));
@@ -213,6 +210,6 @@ mod tests {
         l.queued_bytes = 1234;
         l.failed(t0, "reset");
         assert_eq!(l.deadline(), Some(t0 + BACKOFF_MIN));
-        assert_eq!((l.queued_bytes, l.outbox.len()), (0, 0), "the queue went with the connection");
+        assert_eq!(l.queued_bytes, 0, "the queue went with the connection");
     }
 }

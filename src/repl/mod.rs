@@ -1,8 +1,9 @@
 //! The replicator: this node's side of every peer link, as a state machine
 //! with no I/O (raft-rs's shape). Events come in — a local write, a link
 //! connected or failed, bytes read from a link, time — and intents go out:
-//! links to connect or drop (in [`LinkIntents`]) and bytes for each peer in
-//! its link's outbox ([`Replicator::outbox`]). The reactor and the test
+//! links to connect ([`Replicator::before_sleep`]), bytes for a peer
+//! (appended to the connection's output that the driver lends, as replies
+//! are), a link to drop ([`Fed::Drop`]). The reactor and the test
 //! simulation drive it the same way, through [`crate::node::Node`].
 //!
 //! - [`link`]: one link's life (backoff, connect, handshake, catch-up, live);
@@ -34,22 +35,15 @@ pub const SYNC_HIGH_WATER: usize = 256 << 10;
 /// Store slots a catch-up scan looks at per loop iteration.
 pub const SYNC_CHUNK: usize = 8192;
 
-/// What the replicator asks its driver to do with connections.
-#[derive(Debug, Default)]
-pub struct LinkIntents {
-    /// Links to open a connection for: report [`Replicator::link_connected`]
-    /// or [`Replicator::link_failed`].
-    pub connect: Vec<usize>,
-    /// Links whose connection must be closed now, unsent bytes discarded
-    /// (the replicator has already counted the link as failed).
-    pub drop: Vec<usize>,
-}
-
-impl LinkIntents {
-    fn clear(&mut self) {
-        self.connect.clear();
-        self.drop.clear();
-    }
+/// What [`Replicator::feed`] says of the link's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fed {
+    /// Keep it; write what it holds.
+    Keep,
+    /// Its queue passed `--peer-queue-limit`: close it now, its unsent bytes
+    /// discarded. The link is already counted as failed, and will catch up
+    /// by a resync once it reconnects.
+    Drop,
 }
 
 /// This node's links, watermarks and the frames of the current iteration.
@@ -62,7 +56,7 @@ pub struct Replicator {
     /// What this node holds of every origin's writes.
     pub progress: Progress,
     /// Frames of this iteration's local writes, for the links once the log
-    /// has them.
+    /// has them; emptied by [`Replicator::end_iteration`].
     batch: Vec<u8>,
     /// Counter of the last local write in `batch`.
     batch_last: u64,
@@ -108,61 +102,68 @@ impl Replicator {
         self.progress.rollback();
     }
 
-    /// The end of a loop iteration, once the log has its writes: asks for
-    /// the connections of links that are due, hands every link what it gets
-    /// (this iteration's frames if it is live or catching up, then a chunk
-    /// of its catch-up scan, `REPL_SYNCED` once the scan is through), and
-    /// drops a link whose queue passed the limit (it will resync).
-    pub fn before_sleep(&mut self, store: &Store, now: Instant, intents: &mut LinkIntents) {
-        intents.clear();
-        for li in 0..self.links.len() {
-            if self.links[li].due(now) {
-                self.links[li].connecting();
-                intents.connect.push(li);
-                continue;
-            }
-            self.feed(li, store, now);
-            let link = &mut self.links[li];
-            if link.queued_bytes + link.outbox.len() > self.queue_limit {
-                link.failed(now, "queue over --peer-queue-limit; it will catch up by resync");
-                intents.drop.push(li);
+    /// The end of a loop iteration: the links that are due, whose
+    /// connections the driver must open (reporting
+    /// [`Replicator::link_connected`] or [`Replicator::link_failed`]), into
+    /// `connect`.
+    pub fn before_sleep(&mut self, now: Instant, connect: &mut Vec<usize>) {
+        connect.clear();
+        for (li, link) in self.links.iter_mut().enumerate() {
+            if link.due(now) {
+                link.connecting();
+                connect.push(li);
             }
         }
-        self.batch.clear();
     }
 
-    /// Adds to link `li`'s outbox this iteration's frames and a chunk of its
-    /// catch-up scan.
-    fn feed(&mut self, li: usize, store: &Store, now: Instant) {
+    /// Once the log has this iteration's writes: appends to `out`, link
+    /// `li`'s connection output (of which `written` bytes are sent), what
+    /// the link gets: this iteration's frames if it is live or catching up,
+    /// then a chunk of its catch-up scan, and `REPL_SYNCED` once the scan is
+    /// through. A link whose queue passes the limit is dropped (it will
+    /// resync).
+    pub fn feed(&mut self, li: usize, store: &Store, out: &mut Vec<u8>, written: usize, now: Instant) -> Fed {
         let high_water = self.high_water();
         let link = &mut self.links[li];
         if matches!(link.state, LinkState::Connected | LinkState::Syncing { .. }) && !self.batch.is_empty() {
-            link.outbox.extend_from_slice(&self.batch);
+            out.extend_from_slice(&self.batch);
             link.sent = link.sent.max(self.batch_last);
         }
-        let LinkState::Syncing { cursor } = link.state else { return };
-        let mut i = cursor;
-        let end = (cursor + SYNC_CHUNK).min(store.slots());
-        // Checked before each slot, not after: a peer that does not read
-        // must not get even one more frame per loop iteration.
-        while i < end && link.queued_bytes + link.outbox.len() < high_water {
-            if let Some(s) = store.slot(i)
-                && s.version.node() == self.id
-                && s.version.counter() > link.from
-            {
-                let op = if s.value.is_some() { Op::Put } else { Op::Del };
-                wire::frame(&mut link.outbox, op, s.key, s.value.unwrap_or_default(), s.version);
-                link.sync_records += 1;
+        if let LinkState::Syncing { cursor } = link.state {
+            let mut i = cursor;
+            let end = (cursor + SYNC_CHUNK).min(store.slots());
+            // Checked before each slot, not after: a peer that does not read
+            // must not get even one more frame per loop iteration.
+            while i < end && out.len() - written < high_water {
+                if let Some(s) = store.slot(i)
+                    && s.version.node() == self.id
+                    && s.version.counter() > link.from
+                {
+                    let op = if s.value.is_some() { Op::Put } else { Op::Del };
+                    wire::frame(out, op, s.key, s.value.unwrap_or_default(), s.version);
+                    link.sync_records += 1;
+                }
+                i += 1;
             }
-            i += 1;
+            if i >= store.slots() {
+                link.sent = link.sent.max(store.clock());
+                wire::synced(out, store.clock());
+                link.sync_done(now);
+            } else {
+                link.state = LinkState::Syncing { cursor: i };
+            }
         }
-        if i >= store.slots() {
-            link.sent = link.sent.max(store.clock());
-            wire::synced(&mut link.outbox, store.clock());
-            link.sync_done(now);
-        } else {
-            link.state = LinkState::Syncing { cursor: i };
+        link.queued_bytes = out.len() - written;
+        if link.queued_bytes > self.queue_limit {
+            link.failed(now, "queue over --peer-queue-limit; it will catch up by resync");
+            return Fed::Drop;
         }
+        Fed::Keep
+    }
+
+    /// Every link has been fed this iteration's frames: they are dropped.
+    pub fn end_iteration(&mut self) {
+        self.batch.clear();
     }
 
     /// The queue size below which a catch-up scan adds frames:
@@ -181,15 +182,9 @@ impl Replicator {
         self.links.iter().any(|l| matches!(l.state, LinkState::Syncing { .. }) && l.queued_bytes < high_water)
     }
 
-    /// The bytes for link `li`'s peer that the driver has yet to take (it
-    /// moves them to the connection, leaving the outbox empty).
-    pub fn outbox(&mut self, li: usize) -> &mut Vec<u8> {
-        &mut self.links[li].outbox
-    }
-
-    /// The connection of link `li` is up.
-    pub fn link_connected(&mut self, li: usize) {
-        self.links[li].connected(self.id);
+    /// The connection of link `li` is up; `out` is its output.
+    pub fn link_connected(&mut self, li: usize, out: &mut Vec<u8>) {
+        self.links[li].connected(self.id, out);
     }
 
     /// The connection of link `li` failed or closed; `why` is for the log.
@@ -202,11 +197,19 @@ impl Replicator {
         self.links[li].queued_bytes = bytes;
     }
 
-    /// Acts on the replies at the start of `input`, read from link `li`.
+    /// Acts on the replies at the start of `input`, read from link `li`,
+    /// appending to `out` (its connection's output) what they call for.
     /// Returns the bytes used, or, when the link must be dropped (its peer
     /// refused a frame, or sent what no node sends), why: the link is then
     /// already counted as failed.
-    pub fn link_input(&mut self, li: usize, input: &[u8], store: &mut Store, now: Instant) -> Result<usize, String> {
+    pub fn link_input(
+        &mut self,
+        li: usize,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        store: &mut Store,
+        now: Instant,
+    ) -> Result<usize, String> {
         let mut used = 0;
         loop {
             let reply = match wire::parse_reply(&input[used..]) {
@@ -229,7 +232,7 @@ impl Replicator {
                     // its first slot while the queue is full).
                     let floor = store.floor();
                     if floor.node() == self.id && floor.counter() > watermark {
-                        wire::frame(&mut link.outbox, Op::FlushAll, b"", b"", floor);
+                        wire::frame(out, Op::FlushAll, b"", b"", floor);
                     }
                 }
                 LinkReply::Watermark(w) => link.acked = link.acked.max(w),
@@ -279,7 +282,7 @@ mod tests {
         let mut c = Replicator::new(1, &peers, 1 << 20, t0);
         for l in &mut c.links {
             l.connecting();
-            l.connected(1);
+            l.connected(1, &mut vec![]);
             l.handshake_done(0, t0);
         }
         c.links[0].state = LinkState::Syncing { cursor: 500 };

@@ -183,18 +183,6 @@ impl OutBuf {
         }
         Ok(total)
     }
-    /// Moves `bytes` to the end of the output, leaving `bytes` empty. When
-    /// nothing is waiting, the two buffers are swapped instead of copied.
-    pub fn append(&mut self, bytes: &mut Vec<u8>) {
-        if self.is_empty() {
-            self.data.clear();
-            self.written = 0;
-            std::mem::swap(&mut self.data, bytes);
-        } else {
-            self.data.extend_from_slice(bytes);
-            bytes.clear();
-        }
-    }
     /// Drops everything not yet written, and everything after byte `at` of
     /// the unwritten data that the caller wants to retract.
     pub fn truncate_unwritten(&mut self, at: usize) {
@@ -321,17 +309,6 @@ mod tests {
         let mut buf = InBuf::default();
         let f = buf.fill(&mut Trickle(&data, usize::MAX), 30_000, true).unwrap();
         assert!(!f.blocked && buf.len() >= 30_000 && buf.len() < 70_000, "{f:?} {}", buf.len());
-    }
-
-    #[test]
-    fn append_moves_bytes_after_what_waits() {
-        let mut out = OutBuf::default();
-        let mut bytes = b"abc".to_vec();
-        out.append(&mut bytes);
-        assert!(bytes.is_empty());
-        let mut more = b"de".to_vec();
-        out.append(&mut more);
-        assert_eq!((out.data.as_slice(), more.len()), (&b"abcde"[..], 0));
     }
 
     #[test]

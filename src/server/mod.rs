@@ -14,12 +14,13 @@
 //!    (output over its soft limit) and have drained.
 //! 4. Before sleeping (`Server::before_sleep`), in this order:
 //!    a. [`Node::before_sleep`]: a compaction chunk, then the log commit
-//!    (with its fsync under `--fsync always`), then the peers' bytes;
+//!    (with its fsync under `--fsync always`);
 //!    b. the commit's outcome: the replies that waited for it are released
 //!    (a reply never leaves for a write the log does not have), or, if it
 //!    failed, replaced by errors and their connections closed;
-//!    c. peer connections opened and dropped as the node asks, and every
-//!    link's outbox moved to its connection;
+//!    c. peer connections opened as the node asks, and every link's
+//!    connection fed ([`Node::feed_link`]: the logged writes, a catch-up
+//!    chunk), or dropped when its queue is over the limit;
 //!    d. every connection's output written once, and the links' unwritten
 //!    bytes reported to the node;
 //!    e. closed connections reaped (closing is deferred to here, so no event
@@ -44,6 +45,7 @@ use slab::Slab;
 use self::conn::{Conn, Role};
 use crate::config::Config;
 use crate::node::{Commit, Node, Ready, Session, unix_now};
+use crate::repl::Fed;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -380,30 +382,24 @@ impl Server {
         }
     }
 
-    /// Opens and drops peer connections as the node asked, and moves every
-    /// link's outbox to its connection.
+    /// Opens peer connections as the node asked, and feeds every link's
+    /// connection (or drops it, as the node says).
     fn drive_links(&mut self, now: Instant) {
-        let connect = std::mem::take(&mut self.ready.links.connect);
+        let connect = std::mem::take(&mut self.ready.connect);
         for &li in &connect {
             self.connect_link(li, now);
         }
-        self.ready.links.connect = connect;
-        let drop = std::mem::take(&mut self.ready.links.drop);
-        for &li in &drop {
-            if let Some(id) = self.links[li].take() {
-                self.close_later(id, true);
-            }
-        }
-        self.ready.links.drop = drop;
+        self.ready.connect = connect;
         for li in 0..self.links.len() {
             let Some(id) = self.links[li] else { continue };
-            let outbox = self.node.link_outbox(li);
-            if outbox.is_empty() {
-                continue;
-            }
-            if let Some(conn) = self.conns.get_mut(id) {
-                conn.output.append(outbox);
-                self.queue_flush(id);
+            let Some(conn) = self.conns.get_mut(id) else { continue };
+            let written = conn.output.written();
+            match self.node.feed_link(li, &mut conn.output.data, written, now) {
+                Fed::Keep => self.queue_flush(id),
+                Fed::Drop => {
+                    self.links[li] = None;
+                    self.close_later(id, true);
+                }
             }
         }
     }
@@ -462,7 +458,7 @@ impl Server {
             }
             let _ = conn.stream.set_nodelay(true);
             conn.role = Role::Link { index: li, connecting: false };
-            self.node.link_connected(li);
+            self.node.link_connected(li, &mut conn.output.data);
         }
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
             self.read_link(id, li, !(ev.is_read_closed() || ev.is_error()));
@@ -487,7 +483,7 @@ impl Server {
             Ok(f) => f,
             Err(e) => return self.drop_link(li, id, Some(&e.to_string())),
         };
-        match self.node.link_input(li, conn.input.pending(), Instant::now()) {
+        match self.node.link_input(li, conn.input.pending(), &mut conn.output.data, Instant::now()) {
             Ok(used) => conn.input.consume(used),
             Err(_) => return self.drop_link(li, id, None),
         }
