@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod config;
+pub mod glob;
 pub mod info;
 pub mod keys;
 pub mod multi;
@@ -209,7 +210,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::text_only("PUT", 3, "PUT <key> <value>", text::put),
     CommandSpec::resp("DEL", -2, WRITE, ALL_KEYS, keys::del).and_text(2, "DEL <key>", text::del),
     // Keys.
-    CommandSpec::resp("EXISTS", -2, READONLY | FAST, ALL_KEYS, keys::exists),
+    CommandSpec::resp("EXISTS", -2, READONLY | FAST, ALL_KEYS, keys::exists).and_text(2, "EXISTS <key>", text::exists),
+    CommandSpec::resp("UNLINK", -2, WRITE | FAST, ALL_KEYS, keys::del),
+    CommandSpec::resp("TOUCH", -2, READONLY | FAST, ALL_KEYS, keys::exists),
+    CommandSpec::resp("TYPE", 2, READONLY | FAST, ONE_KEY, keys::type_of),
+    CommandSpec::resp("RENAME", 3, WRITE, (1, 2, 1), keys::rename_cmd).and_text(
+        3,
+        "RENAME <key> <newkey>",
+        text::rename,
+    ),
+    CommandSpec::resp("RENAMENX", 3, WRITE | FAST, (1, 2, 1), keys::renamenx),
+    CommandSpec::resp("COPY", -3, WRITE | DENYOOM, (1, 2, 1), keys::copy),
+    CommandSpec::resp("MEMORY", -2, 0, NOKEYS, keys::memory),
     // Strings.
     CommandSpec::resp("MGET", -2, READONLY | FAST, ALL_KEYS, strings::mget),
     CommandSpec::resp("MSET", -3, WRITE | DENYOOM, (1, -1, 2), strings::mset),
@@ -217,6 +229,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::resp("DBSIZE", 1, READONLY | FAST, NOKEYS, keys::dbsize),
     CommandSpec::resp("FLUSHALL", -1, WRITE, NOKEYS, keys::flushall),
     CommandSpec::resp("FLUSHDB", -1, WRITE, NOKEYS, keys::flushall),
+    CommandSpec::resp("RANDOMKEY", 1, READONLY, NOKEYS, keys::randomkey),
+    CommandSpec::resp("KEYS", 2, READONLY, NOKEYS, keys::keys).and_text(2, "KEYS <pattern>", text::keys),
+    CommandSpec::resp("SCAN", -2, READONLY, NOKEYS, keys::scan),
     // Server and connection.
     CommandSpec::resp("PING", -1, FAST, NOKEYS, server::ping).and_text(0, "PING", text::ping),
     CommandSpec::resp("ECHO", 2, FAST, NOKEYS, server::echo),
@@ -362,6 +377,6 @@ mod tests {
             assert!(c.resp.is_some() || c.text.is_some(), "{}", c.name);
             assert!(COMMANDS[..i].iter().all(|d| d.name != c.name), "{} twice", c.name);
         }
-        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 24);
+        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 34);
     }
 }

@@ -102,3 +102,35 @@ pub fn compact(cx: &mut Ctx<'_>) -> Flow {
 pub fn quit(_: &mut Ctx<'_>) -> Flow {
     Flow::Close
 }
+
+/// `EXISTS <key>`: `1` or `0`, as Redis counts it.
+pub fn exists(cx: &mut Ctx<'_>) -> Flow {
+    line(cx.out, if cx.node.store.contains(cx.args.get(1)) { b"1" } else { b"0" });
+    Flow::Continue
+}
+
+/// `RENAME <key> <newkey>`: `OK`, or `NOT_FOUND` when the key is missing.
+pub fn rename(cx: &mut Ctx<'_>) -> Flow {
+    match super::keys::rename(cx.node, cx.args.get(1), cx.args.get(2), false) {
+        Ok(super::keys::Renamed::NoSuchKey) => line(cx.out, b"NOT_FOUND"),
+        Ok(_) => line(cx.out, b"OK"),
+        Err(Refused(why)) => line(cx.out, format!("ERROR {why}").as_bytes()),
+    }
+    Flow::Continue
+}
+
+/// `KEYS <pattern>`: the matching keys, one a line, then `END`. A key with
+/// a line break cannot be a line: the reply is then an error pointing to
+/// RESP, before any key, so it cannot be mistaken for a shorter list.
+pub fn keys(cx: &mut Ctx<'_>) -> Flow {
+    let found = super::keys::matching_keys(&cx.node.store, cx.args.get(1));
+    if found.iter().any(|k| memchr::memchr2(b'\n', b'\r', k).is_some()) {
+        line(cx.out, b"ERROR a key holds a line break; list keys over RESP (redis-cli --scan)");
+        return Flow::Continue;
+    }
+    for k in found {
+        line(cx.out, k);
+    }
+    line(cx.out, b"END");
+    Flow::Continue
+}
