@@ -251,17 +251,19 @@ fn matches_all(pattern: &[u8]) -> bool {
     pattern == b"*"
 }
 
-/// The live keys that match `pattern`, in slot order.
-pub fn matching_keys<'s>(store: &'s Store, pattern: &[u8]) -> Vec<&'s [u8]> {
+/// The live keys that match `pattern`, in slot order. KEYS walks them
+/// twice, to count and then to send, rather than collect them: on a big
+/// keyspace the list would be a transient copy of every key's address.
+pub fn matching_keys<'s>(store: &'s Store, pattern: &'s [u8]) -> impl Iterator<Item = &'s [u8]> + 's {
     let all = matches_all(pattern);
-    (0..store.slots()).filter_map(|i| live_key(store, i)).filter(|k| all || glob::matches(pattern, k, false)).collect()
+    (0..store.slots()).filter_map(|i| live_key(store, i)).filter(move |k| all || glob::matches(pattern, k, false))
 }
 
 /// `KEYS pattern`.
 pub fn keys(cx: &mut Ctx<'_>) -> Flow {
-    let found = matching_keys(&cx.node.store, cx.args.get(1));
-    resp::array(cx.out, found.len());
-    for k in found {
+    let (store, pattern) = (&cx.node.store, cx.args.get(1));
+    resp::array(cx.out, matching_keys(store, pattern).count());
+    for k in matching_keys(store, pattern) {
         resp::bulk(cx.out, k);
     }
     Flow::Continue
@@ -735,11 +737,11 @@ mod tests {
         put(&mut s, b"foo", 2);
         put(&mut s, b"bar", 3);
         del(&mut s, b"bar", 4);
-        let set = |v: Vec<&[u8]>| v.into_iter().map(<[u8]>::to_vec).collect::<BTreeSet<_>>();
-        assert_eq!(set(matching_keys(&s, b"*")), set(vec![b"", b"foo"]));
-        assert_eq!(set(matching_keys(&s, b"f*")), set(vec![b"foo"]));
-        assert_eq!(set(matching_keys(&s, b"**")), set(vec![b"foo"]));
-        assert!(matching_keys(&s, b"bar").is_empty());
+        let set = |p: &[u8]| matching_keys(&s, p).map(<[u8]>::to_vec).collect::<BTreeSet<_>>();
+        assert_eq!(set(b"*"), BTreeSet::from([b"".to_vec(), b"foo".to_vec()]));
+        assert_eq!(set(b"f*"), BTreeSet::from([b"foo".to_vec()]));
+        assert_eq!(set(b"**"), BTreeSet::from([b"foo".to_vec()]));
+        assert!(set(b"bar").is_empty());
     }
 
     #[test]

@@ -123,12 +123,12 @@ pub fn rename(cx: &mut Ctx<'_>) -> Flow {
 /// a line break cannot be a line: the reply is then an error pointing to
 /// RESP, before any key, so it cannot be mistaken for a shorter list.
 pub fn keys(cx: &mut Ctx<'_>) -> Flow {
-    let found = super::keys::matching_keys(&cx.node.store, cx.args.get(1));
-    if found.iter().any(|k| memchr::memchr2(b'\n', b'\r', k).is_some()) {
+    let (store, pattern) = (&cx.node.store, cx.args.get(1));
+    if super::keys::matching_keys(store, pattern).any(|k| memchr::memchr2(b'\n', b'\r', k).is_some()) {
         line(cx.out, b"ERROR a key holds a line break; list keys over RESP (redis-cli --scan)");
         return Flow::Continue;
     }
-    for k in found {
+    for k in super::keys::matching_keys(store, pattern) {
         line(cx.out, k);
     }
     line(cx.out, b"END");
