@@ -217,22 +217,29 @@ fn round(neg: bool, q: u128, sticky: bool, e: i64) -> LongDouble {
 fn divide(neg: bool, mut num: Big, mut den: Big, e: i64) -> Option<LongDouble> {
     // Scale so that the quotient has 66 or 67 bits: 2^65 <= num/den < 2^67.
     let s = 66 - num.bits() + den.bits();
-    if s >= 0 {
-        num.shl(s.unsigned_abs());
+    let (q, inexact) = if s < 0 && den == Big::from_u64(1) {
+        // An integer (or a hex number) too long for the significand: its
+        // top bits, the rest only sticky.
+        num.top_bits(s.unsigned_abs())
     } else {
-        den.shl(s.unsigned_abs());
-    }
-    let mut d = den;
-    d.shl(66);
-    let mut q = 0u128;
-    for i in (0..67).rev() {
-        if num.cmp(&d) != Ordering::Less {
-            num.sub(&d);
-            q |= 1 << i;
+        if s >= 0 {
+            num.shl(s.unsigned_abs());
+        } else {
+            den.shl(s.unsigned_abs());
         }
-        d.shr1();
-    }
-    match round(neg, q, !num.is_zero(), e - s) {
+        let mut d = den;
+        d.shl(66);
+        let mut q = 0u128;
+        for i in (0..67).rev() {
+            if num.cmp(&d) != Ordering::Less {
+                num.sub(&d);
+                q |= 1 << i;
+            }
+            d.shr1();
+        }
+        (q, !num.is_zero())
+    };
+    match round(neg, q, inexact, e - s) {
         Finite { m: 0, .. } | Inf { .. } | Nan => None,
         v => Some(v),
     }
@@ -277,11 +284,12 @@ fn parse_hex(neg: bool, s: &[u8]) -> Option<LongDouble> {
     let (mantissa, exp) = split_exponent(s, b'p')?;
     let (digits, frac_len) = mantissa_digits(mantissa, u8::is_ascii_hexdigit)?;
     let Some(first) = digits.iter().position(|&c| c != b'0') else { return Some(zero(neg)) };
-    let mut num = Big::from_u64(0);
-    for &c in &digits[first..] {
-        let d = (c as char).to_digit(16).unwrap_or(0);
-        num.mul_add(16, d);
-    }
+    // Eight hex digits make one limb, from the least significant end.
+    let limbs = digits[first..]
+        .rchunks(8)
+        .map(|chunk| chunk.iter().fold(0u32, |n, &c| (n << 4) | (c as char).to_digit(16).unwrap_or(0)));
+    let mut num = Big(limbs.collect());
+    num.trim();
     let e2 = exp - 4 * frac_len as i64;
     // Past 2^16384 infinite; below 2^-16446 (half the smallest denormal) zero.
     if num.bits() + e2 > 16384 || num.bits() + e2 < -16445 {
@@ -416,6 +424,17 @@ impl Big {
             borrow = i64::from(t < 0);
         }
         self.trim();
+    }
+
+    /// `self >> k`, known to fit a u128, and whether the bits shifted out
+    /// were not all zero.
+    fn top_bits(&self, k: u64) -> (u128, bool) {
+        let (limb, bit) = ((k / 32) as usize, k % 32);
+        let low = self.0.get(..limb).unwrap_or(&self.0);
+        let part = self.0.get(limb).map_or(0, |l| l & ((1 << bit) - 1));
+        let sticky = part != 0 || low.iter().any(|&l| l != 0);
+        let q = self.0.iter().skip(limb).take(4).rev().fold(0u128, |q, &l| (q << 32) | u128::from(l));
+        (q >> bit, sticky)
     }
 
     /// Appends the number in decimal.
@@ -630,6 +649,13 @@ mod tests {
         let mut d = b.clone();
         d.sub(&c);
         assert!(d.is_zero());
+        let mut t = Big::from_u64(0b1011);
+        t.shl(100);
+        assert_eq!(t.top_bits(100), (0b1011, false));
+        assert_eq!(t.top_bits(101), (0b101, true));
+        t.mul_add(1, 1);
+        assert_eq!(t.top_bits(100), (0b1011, true));
+        assert!(!t.top_bits(0).1);
         assert_eq!(Big::from_u64(5).cmp(&Big::from_u64(7)), Ordering::Less);
     }
 }
