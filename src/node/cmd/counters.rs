@@ -9,7 +9,7 @@
 //! value, never the increment: replay and peers need no arithmetic, and
 //! cannot compute a different float. With several masters that makes
 //! concurrent increments of one key last-writer-wins (one of them is
-//! lost); [`write_result`] is the one place a converging counter would log
+//! lost); `write_result` is the one place a converging counter would log
 //! the increment instead.
 
 mod long_double;

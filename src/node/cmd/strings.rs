@@ -118,10 +118,11 @@ pub fn msetnx(cx: &mut Ctx<'_>) -> Flow {
     Flow::Continue
 }
 
-/// Writes the key/value pairs of MSET and MSETNX, all or none: the log
-/// refuses writes only from the start of a command (it can fail only at
-/// the commit that ends the loop iteration, which then rolls back every
-/// write of the iteration), so a refusal comes at the first pair.
+/// Writes the key/value pairs of MSET and MSETNX, all or none. Writes are
+/// refused only while the log is down, which begins at a failed commit at
+/// the end of a loop iteration, never within a command: so either the
+/// first pair is refused and nothing is applied, or every pair is applied.
+/// (A failed commit then rolls back every write of its iteration.)
 fn write_pairs(cx: &mut Ctx<'_>) -> Result<(), Refused> {
     for i in (1..cx.args.len()).step_by(2) {
         cx.node.local_write(Op::Put, cx.args.get(i), cx.args.get(i + 1))?;
