@@ -565,7 +565,6 @@ fn redis_cli_memkeys_finds_the_biggest_key() {
 
 /// `redis-cli --bigkeys` sends DBSIZE, SCAN, TYPE, then STRLEN for strings.
 #[test]
-#[ignore = "needs STRLEN (the strings branch of issue 10): un-ignore once merged"]
 fn redis_cli_bigkeys_finds_the_longest_string() {
     let (srv, _dir) = Server::start(&[]);
     let mut con = connect(&srv, false);

@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod config;
+pub mod counters;
 pub mod glob;
 pub mod info;
 pub mod keys;
@@ -225,6 +226,36 @@ pub static COMMANDS: &[CommandSpec] = &[
     // Strings.
     CommandSpec::resp("MGET", -2, READONLY | FAST, ALL_KEYS, strings::mget),
     CommandSpec::resp("MSET", -3, WRITE | DENYOOM, (1, -1, 2), strings::mset),
+    CommandSpec::resp("MSETNX", -3, WRITE | DENYOOM, (1, -1, 2), strings::msetnx),
+    CommandSpec::resp("SETNX", 3, WRITE | DENYOOM | FAST, ONE_KEY, strings::setnx),
+    CommandSpec::resp("GETSET", 3, WRITE | DENYOOM | FAST, ONE_KEY, strings::getset),
+    CommandSpec::resp("GETDEL", 2, WRITE | FAST, ONE_KEY, strings::getdel),
+    CommandSpec::resp("APPEND", 3, WRITE | DENYOOM | FAST, ONE_KEY, strings::append).and_text(
+        3,
+        "APPEND <key> <value>",
+        text::append,
+    ),
+    CommandSpec::resp("STRLEN", 2, READONLY | FAST, ONE_KEY, strings::strlen).and_text(2, "STRLEN <key>", text::strlen),
+    CommandSpec::resp("GETRANGE", 4, READONLY, ONE_KEY, strings::getrange),
+    CommandSpec::resp("SUBSTR", 4, READONLY, ONE_KEY, strings::getrange),
+    CommandSpec::resp("SETRANGE", 4, WRITE | DENYOOM, ONE_KEY, strings::setrange),
+    CommandSpec::resp("INCR", 2, WRITE | DENYOOM | FAST, ONE_KEY, counters::incr).and_text(2, "INCR <key>", text::incr),
+    CommandSpec::resp("DECR", 2, WRITE | DENYOOM | FAST, ONE_KEY, counters::decr).and_text(2, "DECR <key>", text::decr),
+    CommandSpec::resp("INCRBY", 3, WRITE | DENYOOM | FAST, ONE_KEY, counters::incrby).and_text(
+        3,
+        "INCRBY <key> <increment>",
+        text::incrby,
+    ),
+    CommandSpec::resp("DECRBY", 3, WRITE | DENYOOM | FAST, ONE_KEY, counters::decrby).and_text(
+        3,
+        "DECRBY <key> <decrement>",
+        text::decrby,
+    ),
+    CommandSpec::resp("INCRBYFLOAT", 3, WRITE | DENYOOM | FAST, ONE_KEY, counters::incrbyfloat).and_text(
+        3,
+        "INCRBYFLOAT <key> <increment>",
+        text::incrbyfloat,
+    ),
     // The keyspace as a whole.
     CommandSpec::resp("DBSIZE", 1, READONLY | FAST, NOKEYS, keys::dbsize),
     CommandSpec::resp("FLUSHALL", -1, WRITE, NOKEYS, keys::flushall),
@@ -377,6 +408,6 @@ mod tests {
             assert!(c.resp.is_some() || c.text.is_some(), "{}", c.name);
             assert!(COMMANDS[..i].iter().all(|d| d.name != c.name), "{} twice", c.name);
         }
-        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 34);
+        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 48);
     }
 }

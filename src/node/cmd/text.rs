@@ -1,7 +1,11 @@
 //! The text protocol's commands, with its line replies: PUT, GET, DEL,
-//! PING, STATS, COMPACT, QUIT, and REPL_PUT/REPL_DEL typed by a person.
-//! Their arities and usage lines are in the command table.
+//! PING, STATS, COMPACT, QUIT, REPL_PUT/REPL_DEL typed by a person, and
+//! the seed-style counterparts of Redis commands (EXISTS, RENAME, KEYS,
+//! INCR & co., APPEND, STRLEN). Their arities and usage lines are in the
+//! command table.
 
+use super::counters;
+use super::strings::{self, Failed};
 use super::{Ctx, Flow};
 use crate::node::write::Refused;
 use crate::proto::text::line;
@@ -132,5 +136,66 @@ pub fn keys(cx: &mut Ctx<'_>) -> Flow {
         line(cx.out, k);
     }
     line(cx.out, b"END");
+    Flow::Continue
+}
+
+// ------------------------------------------------------------ strings and counters
+//
+// INCR, DECR, INCRBY, DECRBY, INCRBYFLOAT, APPEND and STRLEN answer a
+// number (or `ERROR <why>`); their cores are RESP's.
+
+/// `INCR <key>`: the new value.
+pub fn incr(cx: &mut Ctx<'_>) -> Flow {
+    let r = counters::increment(cx.node, cx.args.get(1), 1);
+    int_line(cx.out, r)
+}
+
+/// `DECR <key>`: the new value.
+pub fn decr(cx: &mut Ctx<'_>) -> Flow {
+    let r = counters::increment(cx.node, cx.args.get(1), -1);
+    int_line(cx.out, r)
+}
+
+/// `INCRBY <key> <increment>`: the new value.
+pub fn incrby(cx: &mut Ctx<'_>) -> Flow {
+    let r = counters::delta(cx.args.get(2), false).and_then(|d| counters::increment(cx.node, cx.args.get(1), d));
+    int_line(cx.out, r)
+}
+
+/// `DECRBY <key> <decrement>`: the new value.
+pub fn decrby(cx: &mut Ctx<'_>) -> Flow {
+    let r = counters::delta(cx.args.get(2), true).and_then(|d| counters::increment(cx.node, cx.args.get(1), d));
+    int_line(cx.out, r)
+}
+
+/// `INCRBYFLOAT <key> <increment>`: the new value, as RESP's INCRBYFLOAT
+/// writes it.
+pub fn incrbyfloat(cx: &mut Ctx<'_>) -> Flow {
+    let mut text = Vec::new();
+    match counters::increment_float(cx.node, cx.args.get(1), cx.args.get(2), &mut text) {
+        Ok(()) => line(cx.out, &text),
+        Err(f) => f.line(cx.out),
+    }
+    Flow::Continue
+}
+
+/// `APPEND <key> <value>`: the length after appending.
+pub fn append(cx: &mut Ctx<'_>) -> Flow {
+    let r = strings::append_value(cx.node, cx.args.get(1), cx.args.get(2));
+    int_line(cx.out, r.map(|n| n as i64))
+}
+
+/// `STRLEN <key>`: the value's length, 0 for a missing key.
+pub fn strlen(cx: &mut Ctx<'_>) -> Flow {
+    let n = strings::value_len(cx.node, cx.args.get(1));
+    int_line(cx.out, Ok(n as i64))
+}
+
+/// A number as a line, or `ERROR <why>`.
+fn int_line(out: &mut Vec<u8>, r: Result<i64, Failed>) -> Flow {
+    match r {
+        Ok(n) => line(out, counters::i64_text(n, &mut [0; 20])),
+        Err(f) => f.line(out),
+    }
     Flow::Continue
 }
