@@ -88,7 +88,8 @@ impl Node {
             }
             let buf = &input[pos..];
             let (dialect, parsed) = match ahead.take(pos, &mut argv) {
-                Some((consumed, dialect)) => (dialect, Ok(Parsed::Request { consumed })),
+                // The look-ahead keeps no inline request.
+                Some(consumed) => (Dialect::resp_or_text(buf), Ok(Parsed::Request { consumed })),
                 None => proto::parse(buf, &mut argv, &limits),
             };
             match parsed {
@@ -99,7 +100,7 @@ impl Node {
                         continue;
                     }
                     let before = out.len();
-                    let h = self.handle(session, dialect, &argv, buf, out);
+                    let h = self.handle(session, dialect, &argv, argv.input(dialect, buf), out);
                     if h.wrote && p.held.is_none() {
                         p.held = Some((before, dialect));
                     }
@@ -136,30 +137,17 @@ impl Node {
 /// Requests parsed by the look-ahead pass of `prefetch_keys`, so that the
 /// main pass does not parse them a second time. Valid for one
 /// [`Node::process`] call (offsets are into that call's input); reused, so
-/// it allocates nothing in steady state. An inline request whose arguments
-/// were decoded (quotes) is not kept: its arguments are not spans of the
-/// input, and the main pass parses it again.
+/// it allocates nothing in steady state. An inline request is not kept: its
+/// arguments are not spans of the input (see [`Argv::input`]); the main
+/// pass parses it again.
 #[derive(Debug, Default)]
 pub struct Lookahead {
-    /// The requests, in input order.
-    reqs: Vec<Ahead>,
+    /// Per request: (offset in the input, bytes it takes, first span, span count).
+    reqs: Vec<(usize, usize, usize, usize)>,
     /// The argument spans of all of them, back to back.
     spans: Vec<(u32, u32)>,
     /// The next request of `reqs` the main pass will reach.
     next: usize,
-}
-
-/// One request of a [`Lookahead`].
-#[derive(Debug, Clone, Copy)]
-struct Ahead {
-    /// Offset in the input.
-    at: usize,
-    /// Bytes it takes.
-    consumed: usize,
-    /// Its first span in [`Lookahead::spans`], and how many.
-    first: usize,
-    n: usize,
-    dialect: Dialect,
 }
 
 impl Lookahead {
@@ -170,9 +158,9 @@ impl Lookahead {
     }
 
     /// The request at `offset`, if it was parsed ahead: loads its arguments
-    /// into `argv` and returns its length and dialect.
-    fn take(&mut self, offset: usize, argv: &mut Argv) -> Option<(usize, Dialect)> {
-        let &Ahead { at, consumed, first, n, dialect } = self.reqs.get(self.next)?;
+    /// into `argv` and returns its length.
+    fn take(&mut self, offset: usize, argv: &mut Argv) -> Option<usize> {
+        let &(at, consumed, first, n) = self.reqs.get(self.next)?;
         if at != offset {
             return None;
         }
@@ -181,7 +169,7 @@ impl Lookahead {
         for &(s, e) in &self.spans[first..first + n] {
             argv.push(s as usize, e as usize);
         }
-        Some((consumed, dialect))
+        Some(consumed)
     }
 }
 
@@ -206,14 +194,15 @@ fn prefetch_keys(
         let (dialect, Ok(Parsed::Request { consumed })) = proto::parse(buf, argv, limits) else {
             return input.len();
         };
-        if !argv.is_decoded() {
-            let first = ahead.spans.len();
-            ahead.reqs.push(Ahead { at: base + pos, consumed, first, n: argv.len(), dialect });
+        // An inline request is neither kept nor prefetched: its spans are
+        // not into `buf`.
+        if dialect != Dialect::Inline {
+            ahead.reqs.push((base + pos, consumed, ahead.spans.len(), argv.len()));
             ahead.spans.extend_from_slice(argv.spans());
-        }
-        if argv.len() >= 2 {
-            hashes[n] = store.hash(argv.get(buf, 1));
-            n += 1;
+            if argv.len() >= 2 {
+                hashes[n] = store.hash(argv.get(buf, 1));
+                n += 1;
+            }
         }
         pos += consumed;
     }

@@ -24,9 +24,9 @@
 //! also takes a line ending in a bare `\n`, as Redis does; on a connection
 //! such a line is the text protocol instead (see [`super::Dialect::of`]).
 //!
-//! Words with no quote are recorded as spans of the input, as in the other
-//! dialects; a line with a quote is decoded whole into the [`Argv`]'s own
-//! buffer (reused, so no allocation per request once it has grown).
+//! The arguments are copied into the [`Argv`]'s own buffer (reused, so no
+//! allocation per request once it has grown), quotes and escapes decoded:
+//! its spans index that buffer, not the input (see [`Argv::input`]).
 
 use memchr::{memchr, memchr2};
 
@@ -39,8 +39,9 @@ pub const TOO_BIG: ProtoError = ProtoError::Malformed("too big inline request");
 /// whitespace, in Redis's words.
 pub const UNBALANCED: ProtoError = ProtoError::Malformed("unbalanced quotes in request");
 
-/// Parses the inline command at the start of `buf` into `argv`. As the
-/// other parsers: `Incomplete` until its `\n` is here; an error means the
+/// Parses the inline command at the start of `buf` into `argv`, whose spans
+/// then index its own copy of the arguments ([`Argv::input`]). As the other
+/// parsers: `Incomplete` until its `\n` is here; an error means the
 /// connection cannot go on.
 pub fn parse(buf: &[u8], argv: &mut Argv, limits: &Limits) -> Result<Parsed, ProtoError> {
     argv.clear();
@@ -53,11 +54,13 @@ pub fn parse(buf: &[u8], argv: &mut Argv, limits: &Limits) -> Result<Parsed, Pro
 
 /// Splits the line whose `\n` is at `nl` into the cleared `argv`.
 pub(super) fn split_line(buf: &[u8], nl: usize, argv: &mut Argv, limits: &Limits) -> Result<Parsed, ProtoError> {
+    argv.bytes.clear();
     let line = line_content(buf, nl);
     if line.len() > limits.max_line {
         return Err(TOO_BIG);
     }
     let line = &line[..memchr(0, line).unwrap_or(line.len())];
+    // Without quotes, each word is copied whole; with them, byte by byte.
     if memchr2(b'"', b'\'', line).is_some() {
         decode(line, argv, limits.max_args)?;
     } else {
@@ -92,8 +95,7 @@ fn push_arg(argv: &mut Argv, start: usize, end: usize, max_args: usize) -> Resul
     Ok(())
 }
 
-/// A line without quotes: its words are spans of it (it starts at offset 0
-/// of the request).
+/// A line without quotes: its words, as they are.
 fn words(line: &[u8], argv: &mut Argv, max_args: usize) -> Result<(), ProtoError> {
     let mut i = skip_spaces(line, 0);
     while i < line.len() {
@@ -101,15 +103,16 @@ fn words(line: &[u8], argv: &mut Argv, max_args: usize) -> Result<(), ProtoError
         while line.get(i).is_some_and(|&c| !ends_word(c)) {
             i += 1;
         }
-        push_arg(argv, start, i, max_args)?;
+        let at = argv.bytes.len();
+        argv.bytes.extend_from_slice(&line[start..i]);
+        push_arg(argv, at, argv.bytes.len(), max_args)?;
         i = skip_spaces(line, i);
     }
     Ok(())
 }
 
-/// A line with quotes: every word decoded into the argv's own bytes.
+/// A line with quotes: every word decoded.
 fn decode(line: &[u8], argv: &mut Argv, max_args: usize) -> Result<(), ProtoError> {
-    argv.decoded = true;
     let mut i = skip_spaces(line, 0);
     while i < line.len() {
         let start = argv.bytes.len();
@@ -199,6 +202,7 @@ fn unescape(e: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::Dialect;
     use proptest::prelude::*;
 
     /// `Ok(None)` for Incomplete, else the arguments and the bytes used.
@@ -209,7 +213,8 @@ mod tests {
         Ok(match parse(buf, &mut argv, limits)? {
             Parsed::Incomplete => None,
             Parsed::Request { consumed } => {
-                Some(((0..argv.len()).map(|i| argv.get(buf, i).to_vec()).collect(), consumed))
+                let input = argv.input(Dialect::Inline, buf);
+                Some(((0..argv.len()).map(|i| argv.get(input, i).to_vec()).collect(), consumed))
             }
         })
     }
@@ -325,20 +330,17 @@ mod tests {
     }
 
     #[test]
-    fn spans_point_into_the_input_unless_quoted() {
+    fn arguments_are_copied_and_the_copy_reused() {
         let mut argv = Argv::new();
-        let buf = b"SET k v\r\nrest";
-        assert_eq!(parse(buf, &mut argv, &Limits::default()), Ok(Parsed::Request { consumed: 9 }));
-        assert!(!argv.is_decoded());
-        assert_eq!(argv.spans(), &[(0, 3), (4, 5), (6, 7)]);
-        let buf = b"SET k \"v\"\r\n";
-        assert_eq!(parse(buf, &mut argv, &Limits::default()), Ok(Parsed::Request { consumed: 11 }));
-        assert!(argv.is_decoded());
-        assert_eq!(argv.get(buf, 2), b"v");
-        // The next parse forgets the decoded bytes.
+        let buf = b"SET k \"v w\"\r\nrest";
+        assert_eq!(parse(buf, &mut argv, &Limits::default()), Ok(Parsed::Request { consumed: 13 }));
+        assert_eq!(argv.input(Dialect::Inline, buf), b"SETkv w");
+        assert_eq!(argv.spans(), &[(0, 3), (3, 4), (4, 7)]);
+        // The next parse starts the copy anew, in the same allocation.
+        let cap = argv.bytes.capacity();
         assert_eq!(parse(b"GET x\r\n", &mut argv, &Limits::default()), Ok(Parsed::Request { consumed: 7 }));
-        assert!(!argv.is_decoded());
-        assert_eq!(argv.get(b"GET x\r\n", 1), b"x");
+        assert_eq!(argv.input(Dialect::Inline, b""), b"GETx");
+        assert_eq!(argv.bytes.capacity(), cap);
     }
 
     #[test]
@@ -368,18 +370,18 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
-        /// The span path and the decoding path split a line without quotes
-        /// alike.
+        /// The word-by-word path and the byte-by-byte one split a line
+        /// without quotes alike.
         #[test]
         fn both_paths_agree_without_quotes(line in proptest::collection::vec(
             prop_oneof![Just(b' '), Just(b'\t'), Just(b'\r'), Just(0x0bu8), Just(0x0cu8), Just(b'\\'), b'a'..=b'c'],
             0..40,
         )) {
-            let (mut spans, mut decoded) = (Argv::new(), Argv::new());
-            words(&line, &mut spans, usize::MAX).unwrap();
+            let (mut whole, mut decoded) = (Argv::new(), Argv::new());
+            words(&line, &mut whole, usize::MAX).unwrap();
             decode(&line, &mut decoded, usize::MAX).unwrap();
-            let a: Vec<&[u8]> = (0..spans.len()).map(|i| spans.get(&line, i)).collect();
-            let b: Vec<&[u8]> = (0..decoded.len()).map(|i| decoded.get(&line, i)).collect();
+            let a: Vec<&[u8]> = (0..whole.len()).map(|i| whole.get(&whole.bytes, i)).collect();
+            let b: Vec<&[u8]> = (0..decoded.len()).map(|i| decoded.get(&decoded.bytes, i)).collect();
             prop_assert_eq!(a, b);
         }
 
@@ -414,7 +416,7 @@ mod tests {
             if let Ok(Parsed::Request { consumed }) = parse(&buf, &mut argv, &limits) {
                 prop_assert!(consumed <= buf.len());
                 for i in 0..argv.len() {
-                    let _ = argv.get(&buf, i);
+                    let _ = argv.get(argv.input(Dialect::Inline, &buf), i);
                 }
             }
         }

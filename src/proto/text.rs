@@ -40,6 +40,7 @@ pub fn parse(buf: &[u8], argv: &mut Argv, limits: &Limits) -> Result<Parsed, Pro
 }
 
 /// Splits the line whose `\n` is at `nl` into the cleared `argv`.
+#[inline]
 pub(super) fn split_line(buf: &[u8], nl: usize, argv: &mut Argv, limits: &Limits) -> Result<Parsed, ProtoError> {
     let line = line_content(buf, nl);
     if line.len() > limits.max_line {

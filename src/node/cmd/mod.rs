@@ -44,14 +44,13 @@ pub enum Flow {
 #[derive(Clone, Copy)]
 pub struct Args<'a> {
     argv: &'a Argv,
-    /// What the spans index (see [`Argv::source`]), resolved once.
     buf: &'a [u8],
 }
 
 impl<'a> Args<'a> {
-    /// The arguments `argv` of a request parsed from `buf`.
+    /// The arguments `argv`, spans of `buf` (see [`Argv::input`]).
     pub fn new(argv: &'a Argv, buf: &'a [u8]) -> Args<'a> {
-        Args { argv, buf: argv.source(buf) }
+        Args { argv, buf }
     }
     /// How many (the name included).
     pub fn len(&self) -> usize {
@@ -63,13 +62,12 @@ impl<'a> Args<'a> {
     }
     /// Argument `i`.
     pub fn get(&self, i: usize) -> &'a [u8] {
-        let (s, e) = self.argv.spans()[i];
-        &self.buf[s as usize..e as usize]
+        self.argv.get(self.buf, i)
     }
     /// The arguments from `from` on.
     pub fn iter(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let (spans, buf) = (self.argv.spans(), self.buf);
-        spans.iter().skip(from).map(move |&(s, e)| &buf[s as usize..e as usize])
+        let (argv, buf) = (self.argv, self.buf);
+        (from..argv.len()).map(move |i| argv.get(buf, i))
     }
 }
 
@@ -261,7 +259,8 @@ pub fn upper<'a>(name: &[u8], buf: &'a mut [u8; 24]) -> &'a [u8] {
     dst
 }
 
-/// Runs one request in its dialect: an inline command as RESP.
+/// Runs one request in its dialect: an inline command as RESP. `buf` is
+/// what the spans of `argv` index ([`Argv::input`]).
 pub(super) fn dispatch(
     node: &mut Node,
     session: &mut Session,
