@@ -97,7 +97,7 @@ pub fn stats(cx: &mut Ctx<'_>) -> Flow {
 /// name, value... in RESP2, as Redis sends maps there.
 pub fn stats_resp(cx: &mut Ctx<'_>) -> Flow {
     let pairs = cx.node.stat_pairs();
-    resp::map(cx.out, pairs.len(), cx.session.resp3);
+    resp::map(cx.out, pairs.len(), cx.resp3());
     for (k, v) in &pairs {
         resp::bulk(cx.out, k.as_bytes());
         resp::bulk(cx.out, v.as_bytes());
