@@ -152,7 +152,7 @@ struct Prepared {
 impl Prepared {
     fn new(buf: Vec<u8>) -> Prepared {
         let mut argv = Argv::new();
-        let dialect = Dialect::of(buf[0]);
+        let dialect = Dialect::of(&buf, &Limits::default());
         let parsed = dialect.parse(&buf, &mut argv, &Limits::default());
         assert_eq!(parsed, Ok(Parsed::Request { consumed: buf.len() }));
         Prepared { dialect, buf, argv }

@@ -8,7 +8,7 @@
 #
 # Environment:
 #   KV_CLUSTER_DIR  where data, logs and pid files go (default ./cluster)
-#   KV_BASE_PORT    first port (default 12345)
+#   KV_BASE_PORT    first port (default 12350, clear of the README's single server on 12345)
 #   KV_BIN          the server binary (default target/release/kvstore-server under
 #                   $CARGO_TARGET_DIR or the repository; built with cargo if missing)
 #
@@ -18,7 +18,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${KV_CLUSTER_DIR:-./cluster}"
-base="${KV_BASE_PORT:-12345}"
+base="${KV_BASE_PORT:-12350}"
 deadline_s=20
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
@@ -37,18 +37,18 @@ live_pid() {
   # An exited child not yet reaped (a zombie) is not running.
   state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)"
   [ "$state" != Z ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q kvstore-server || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q kvstore-server || return 1
   echo "$pid"
 }
 
 # Sends one text-protocol command to 127.0.0.1:$1 and prints the reply lines
-# (up to END for STATS). Fails if nothing answers.
+# (up to END for STATS). Fails if nothing answers. The line ends in a bare \n:
+# ending in \r\n, it would be a Redis inline command, answered in RESP.
 ask() {
   local port="$1" cmd="$2" line
   exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
-  printf '%s\r\n' "$cmd" >&3
+  printf '%s\n' "$cmd" >&3
   while IFS= read -r -t 2 line <&3; do
-    line="${line%$'\r'}"
     echo "$line"
     [ "$cmd" = STATS ] && [ "$line" != END ] && continue
     break
@@ -85,8 +85,12 @@ start() {
   local bin peers j
   bin="$(binary)"
   echo "$n" >"$dir/nodes"
+  # Where each node's log ends before this start: only what it writes from
+  # there on tells about this start (a node's log is appended to).
+  local -A log_from
   for ((i = 0; i < n; i++)); do
     port=$((base + i))
+    log_from[$port]=$(($(stat -c %s "$dir/node-$port.log" 2>/dev/null || echo 0) + 1))
     peers=""
     for ((j = 0; j < n; j++)); do
       [ "$j" = "$i" ] && continue
@@ -97,18 +101,27 @@ start() {
       >>"$dir/node-$port.log" 2>&1 </dev/null &
     echo $! >"$(pidfile "$port")"
   done
-  local end=$((SECONDS + deadline_s))
+  local end=$((SECONDS + deadline_s)) log
   for ((i = 0; i < n; i++)); do
     port=$((base + i))
-    until [ "$(ask "$port" PING 2>/dev/null)" = PONG ]; do
+    log="$dir/node-$port.log"
+    # Up once the process started here is alive, has logged that it listens
+    # on its port, and answers PING: a PING alone may be answered by some
+    # other server that holds the port.
+    until live_pid "$port" >/dev/null &&
+      tail -c "+${log_from[$port]}" "$log" | grep -q "listening on 127.0.0.1:$port " &&
+      [ "$(ask "$port" PING 2>/dev/null)" = PONG ]; do
       if ! live_pid "$port" >/dev/null; then
-        tail -n 5 "$dir/node-$port.log" >&2 || true
+        {
+          echo "cluster.sh: node $port failed to start; the end of its log ($log):"
+          tail -c "+${log_from[$port]}" "$log" | tail -n 5 | sed 's/^/  /'
+        } >&2
         stop >/dev/null
-        die "node $port exited during start (log: $dir/node-$port.log)"
+        exit 1
       fi
       if ((SECONDS >= end)); then
         stop >/dev/null
-        die "node $port did not answer PING within ${deadline_s}s (log: $dir/node-$port.log)"
+        die "node $port did not log that it listens within ${deadline_s}s (log: $log; RUST_LOG must keep kvstore::server at info)"
       fi
       sleep 0.05
     done

@@ -3,8 +3,8 @@
 //! `argh` parses; [`Config::from_args`] turns the raw options into a checked
 //! [`Config`] so that the rest of the server never sees an invalid value.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use argh::FromArgs;
@@ -18,26 +18,28 @@ use crate::storage::log::Fsync;
 #[derive(FromArgs, Debug)]
 #[argh(
     example = "One node, data in data/12345:\n  $ {command_name} 12345",
-    example = "A node of a three-node cluster (start the other two likewise):\n  $ {command_name} 12345 127.0.0.1:12346,127.0.0.1:12347",
+    example = "A node of a three-node cluster (start the other two likewise):\n  $ {command_name} 12350 127.0.0.1:12351,127.0.0.1:12352",
     example = "Every reply on disk before it is sent:\n  $ {command_name} 12345 --fsync always",
     note = "Talk to it with netcat (PUT k v / GET k / DEL k / STATS) or any Redis client. \
 Logs go to stderr; RUST_LOG=debug (or warn, ...) sets the level. SIGTERM or SIGINT \
 stops it cleanly, with the log fsynced."
 )]
 pub struct Args {
-    /// TCP port to listen on (0 picks a free one; the log says which)
+    /// TCP port to listen on (0 picks a free one; the log says which, and the
+    /// defaults of --dir and --id follow the port it picked)
     #[argh(positional)]
     pub port: u16,
 
-    /// peers to replicate to, comma-separated host:port list, e.g. 127.0.0.1:12346,127.0.0.1:12347
+    /// peers to replicate to, comma-separated host:port list, e.g. 127.0.0.1:12351,localhost:12352
     #[argh(positional)]
     pub peers: Option<String>,
 
-    /// address to bind (default 127.0.0.1; 0.0.0.0 for every interface)
+    /// address or host name to bind (default 127.0.0.1; 0.0.0.0 for every interface)
     #[argh(option, default = "String::from(\"127.0.0.1\")")]
     pub bind: String,
 
-    /// data directory holding the append-only log (default data/<port>)
+    /// data directory holding the append-only log (default data/<port>, the
+    /// port listened on: with port 0, a new directory each start)
     #[argh(option)]
     pub dir: Option<PathBuf>,
 
@@ -46,7 +48,7 @@ pub struct Args {
     #[argh(option, default = "Fsync::EverySec")]
     pub fsync: Fsync,
 
-    /// node id in the cluster, 1-65535 (default: the port); must differ on every node
+    /// node id in the cluster, 1-65535 (default: the port listened on); must differ on every node
     #[argh(option)]
     pub id: Option<u16>,
 
@@ -111,8 +113,11 @@ pub struct Config {
     pub peers: Vec<SocketAddr>,
     /// Peers as given on the command line, for messages.
     pub peer_names: Vec<String>,
-    /// Data directory.
+    /// Data directory; with port 0 and no `--dir`, set once the port is
+    /// known ([`Config::listening_on`]).
     pub dir: PathBuf,
+    /// Whether `dir` is the default, `data/<port>`, which follows the port.
+    dir_follows_port: bool,
     /// Fsync policy.
     pub fsync: Fsync,
     /// Node id; `None` until the port is known when listening on port 0.
@@ -139,18 +144,45 @@ pub struct Config {
     pub tombstone_grace: Duration,
 }
 
+/// The address of a host name or IP literal: its first IPv4 address if it
+/// has one (so that `localhost` is 127.0.0.1, where kvstore listens by
+/// default, even where it also resolves to ::1), else its first address.
+fn resolve(addrs: impl Iterator<Item = SocketAddr>) -> Option<SocketAddr> {
+    let all: Vec<SocketAddr> = addrs.collect();
+    all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
+}
+
+/// The default data directory of a node listening on `port`.
+fn default_dir(port: u16) -> PathBuf {
+    PathBuf::from(format!("data/{port}"))
+}
+
+/// Says what is wrong with `dir` as a data directory that exists or can be
+/// created: a file where it, or a directory above it, should be.
+fn check_dir(dir: &Path, given: bool) -> Result<(), String> {
+    let what = if given { format!("--dir '{}'", dir.display()) } else { format!("data directory '{}'", dir.display()) };
+    match dir.ancestors().find_map(|p| std::fs::metadata(p).ok().map(|m| (p, m))) {
+        Some((p, m)) if !m.is_dir() && p == dir => Err(format!("{what} is a file, not a directory")),
+        Some((p, m)) if !m.is_dir() => Err(format!("{what}: '{}' is a file, not a directory", p.display())),
+        _ => Ok(()),
+    }
+}
+
 impl Config {
     /// Checks and completes the raw options.
     pub fn from_args(a: Args) -> Result<Config, String> {
-        let ip: IpAddr = a.bind.parse().map_err(|_| format!("--bind: '{}' is not an IP address", a.bind))?;
+        let ip = match (a.bind.as_str(), a.port).to_socket_addrs() {
+            Ok(addrs) => resolve(addrs).ok_or_else(|| format!("--bind '{}': no address", a.bind))?.ip(),
+            Err(e) => return Err(format!("--bind '{}': not an IP address or a known host name ({e})", a.bind)),
+        };
         let listen = SocketAddr::new(ip, a.port);
         let mut peers = Vec::new();
         let mut peer_names = Vec::new();
         for name in a.peers.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let addr = name
                 .to_socket_addrs()
-                .map_err(|e| format!("peer '{name}': {e} (expected host:port)"))?
-                .next()
+                .map_err(|e| format!("peer '{name}': {e} (expected host:port)"))
+                .map(resolve)?
                 .ok_or_else(|| format!("peer '{name}': no address"))?;
             if addr.port() == 0 {
                 return Err(format!("peer '{name}': port 0 is not a peer"));
@@ -170,7 +202,11 @@ impl Config {
             None if a.port == 0 => None,
             None => Some(a.port),
         };
-        let dir = a.dir.unwrap_or_else(|| PathBuf::from(format!("data/{}", a.port)));
+        let dir_follows_port = a.dir.is_none();
+        let dir = a.dir.unwrap_or_else(|| default_dir(a.port));
+        if a.port != 0 || !dir_follows_port {
+            check_dir(&dir, !dir_follows_port)?;
+        }
         let positive = |name: &str, v: usize| if v == 0 { Err(format!("--{name} must be positive")) } else { Ok(v) };
         positive("max-clients", a.max_clients)?;
         positive("max-line", a.max_line)?;
@@ -196,6 +232,7 @@ impl Config {
             peers,
             peer_names,
             dir,
+            dir_follows_port,
             fsync: a.fsync,
             id,
             max_clients: a.max_clients,
@@ -209,6 +246,19 @@ impl Config {
             peer_queue_limit: a.peer_queue_limit,
             tombstone_grace: Duration::from_secs(a.tombstone_grace),
         })
+    }
+
+    /// Completes what follows the port once the server listens on `port`
+    /// (the port it was given, or the one it got for port 0): the port in
+    /// `listen`, the default data directory `data/<port>` and the default
+    /// node id, the port. Returns the node id.
+    pub fn listening_on(&mut self, port: u16) -> Result<u16, String> {
+        self.listen.set_port(port);
+        if self.dir_follows_port {
+            self.dir = default_dir(port);
+            check_dir(&self.dir, false)?;
+        }
+        Ok(*self.id.get_or_insert(port))
     }
 }
 
@@ -245,7 +295,74 @@ mod tests {
         assert!(parse(&["12345", "127.0.0.1:1,127.0.0.1:1"]).unwrap_err().contains("twice"));
         assert!(parse(&["12345", "--fsync", "sometimes"]).is_err());
         assert!(parse(&["12345", "--id", "0"]).is_err());
-        assert!(parse(&["12345", "--bind", "nowhere"]).unwrap_err().contains("--bind"));
+        assert!(parse(&["12345", "--bind", "nowhere.invalid"]).unwrap_err().contains("--bind"));
         assert!(parse(&["notaport"]).is_err());
+    }
+
+    #[test]
+    fn host_names_are_resolved_where_an_address_is_expected() {
+        let c = parse(&["12345", "localhost:12346", "--bind", "localhost"]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:12345".parse().unwrap());
+        assert_eq!(c.peers, ["127.0.0.1:12346".parse().unwrap()]);
+        assert_eq!(c.peer_names, ["localhost:12346"]);
+        // IP literals as before, IPv6 included.
+        assert_eq!(parse(&["1", "--bind", "0.0.0.0"]).unwrap().listen, "0.0.0.0:1".parse().unwrap());
+        assert_eq!(parse(&["1", "--bind", "::1"]).unwrap().listen, "[::1]:1".parse().unwrap());
+        // The node itself, by name.
+        assert!(parse(&["12345", "localhost:12345"]).unwrap_err().contains("itself"));
+    }
+
+    #[test]
+    fn an_ipv4_address_is_preferred() {
+        let v6: SocketAddr = "[::1]:1".parse().unwrap();
+        let v4: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(resolve([v6, v4].into_iter()), Some(v4));
+        assert_eq!(resolve([v6].into_iter()), Some(v6));
+        assert_eq!(resolve(std::iter::empty()), None);
+    }
+
+    /// A path under the system's temp dir, removed when dropped.
+    struct Scratch(PathBuf);
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            Scratch(std::env::temp_dir().join(format!("kvstore-config-{tag}-{}", std::process::id())))
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_file_as_data_directory_is_named_as_such() {
+        let file = Scratch::new("file");
+        std::fs::write(&file.0, b"not a directory").unwrap();
+        let f = file.0.to_str().unwrap();
+        assert_eq!(parse(&["1", "--dir", f]).unwrap_err(), format!("--dir '{f}' is a file, not a directory"));
+        let under = format!("{f}/data");
+        assert_eq!(
+            parse(&["1", "--dir", &under]).unwrap_err(),
+            format!("--dir '{under}': '{f}' is a file, not a directory")
+        );
+        // A directory that does not exist yet is fine (it is created).
+        let fresh = Scratch::new("fresh");
+        assert!(parse(&["1", "--dir", &fresh.0.join("a/b").display().to_string()]).is_ok());
+    }
+
+    #[test]
+    fn with_port_0_the_defaults_follow_the_port_listened_on() {
+        let mut c = parse(&["0"]).unwrap();
+        assert_eq!(c.id, None);
+        assert_eq!(c.listening_on(40123), Ok(40123));
+        assert_eq!((c.id, c.dir.as_path(), c.listen.port()), (Some(40123), Path::new("data/40123"), 40123));
+        // What is given stays.
+        let mut c = parse(&["0", "--dir", "mine", "--id", "7"]).unwrap();
+        assert_eq!(c.listening_on(40123), Ok(7));
+        assert_eq!(c.dir, PathBuf::from("mine"));
+        // A fixed port: nothing changes.
+        let mut c = parse(&["12345"]).unwrap();
+        assert_eq!(c.listening_on(12345), Ok(12345));
+        assert_eq!(c.dir, PathBuf::from("data/12345"));
     }
 }

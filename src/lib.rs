@@ -16,7 +16,8 @@
 //!   [`storage::record`] the log record codec; [`storage::log`] the log
 //!   file: format, append + fsync, replay, rewrite (one file each).
 //! - [`proto`]: pure parsers (bytes to request, no I/O), reply encoders, and
-//!   the [`proto::Dialect`] a request is in: [`proto::text`], [`proto::resp`].
+//!   the [`proto::Dialect`] a request is in: [`proto::text`], [`proto::resp`],
+//!   [`proto::inline`] (Redis inline commands, answered in RESP).
 //! - [`node`]: the socket-free node. [`node::Node`] holds the store, the
 //!   log, the replicator and the counters; it turns a connection's input
 //!   into replies ([`node::pipeline`]), ends a loop iteration with a
@@ -51,8 +52,8 @@
 //! # The path of one PUT
 //! `PUT k v\n` arrives on a client socket: [`server`] reads it into the
 //! connection's input and calls [`node::Node::process`];
-//! [`proto::Dialect::of`] says text, [`proto::text::parse`] splits it into
-//! arguments; [`node::cmd`] finds `PUT` in the command table and runs its
+//! [`proto::parse`] sees a line ending in a bare `\n`, the text protocol, and
+//! splits it into arguments; [`node::cmd`] finds `PUT` in the command table and runs its
 //! handler ([`node::cmd::text::put`]), which calls
 //! [`node::Node::local_write`]: a version from the Lamport clock, the
 //! record staged in the log, applied to the store, framed for the peers;

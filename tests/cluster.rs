@@ -804,3 +804,24 @@ fn cluster_script_starts_reports_and_stops_three_nodes() {
     let (_, out) = script(&dir, base, &["status"]);
     assert!(!out.contains("running"), "{out}");
 }
+
+#[test]
+fn cluster_script_reports_a_node_whose_port_is_taken_and_fails() {
+    // A server already on the second port, as the README's quick start
+    // would be: it answers PING there, but it is not the script's node.
+    let base = port_run_ahead(3);
+    let other_dir = TempDir::new("taken");
+    let mut other = Server::start_with(other_dir.path(), &[], &[], Some(base + 1));
+    let mut sc = ScriptCluster { dir: TempDir::new("script-taken"), pids: HashSet::new() };
+    let dir = sc.dir.path().join("cluster");
+    let (ok, out) = script(&dir, base, &["start", "3"]);
+    sc.pids.extend(script_pids(&dir));
+    assert!(!ok, "start succeeded although port {} was taken:\n{out}", base + 1);
+    assert!(out.contains(&format!("node {} failed to start", base + 1)), "{out}");
+    assert!(out.contains("Address already in use"), "the node's log lines are not shown:\n{out}");
+    assert!(!out.contains(&format!("node {} up", base + 1)), "{out}");
+    // What it started is stopped; the other server is untouched.
+    wait_for("the script's nodes to be gone", || sc.pids.iter().all(|&pid| !alive(pid)));
+    assert!(other.is_running());
+    assert_eq!(Client::connect(base + 1).cmd("PING"), "PONG");
+}

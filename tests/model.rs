@@ -148,7 +148,7 @@ proptest! {
         let limits = Limits::default();
         for (i, c) in cmds.iter().enumerate() {
             let (wire, expected) = wire_and_expected(c, &mut model);
-            let dialect = Dialect::of(wire[0]);
+            let dialect = Dialect::of(&wire, &limits);
             let parsed = dialect.parse(&wire, &mut argv, &limits);
             prop_assert_eq!(parsed, Ok(Parsed::Request { consumed: wire.len() }));
             let mut out = Vec::new();

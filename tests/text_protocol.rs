@@ -36,9 +36,11 @@ fn every_row_of_the_protocol_table() {
         assert!(stats.iter().any(|(k, _)| k == name), "STATS lacks {name}: {stats:?}");
     }
     assert_eq!(c.stat("keys"), "1");
-    // Empty lines are ignored; CRLF works (nc -C, telnet).
+    // Empty lines are ignored, bare or CRLF. A line ending in CRLF (nc -C,
+    // telnet) is a Redis inline command, answered in RESP as Redis does.
     c.send(b"\n\r\n  \nGET k2\r\n");
-    assert_eq!(c.line(), " leading spaces kept");
+    assert_eq!(c.line(), "$20\r");
+    assert_eq!(c.line(), " leading spaces kept\r");
     c.send(b"QUIT\n");
     assert!(c.closed_by_server());
 }
@@ -84,12 +86,13 @@ fn a_command_split_at_every_byte_arrives_whole() {
     let (srv, _dir) = Server::start(&[]);
     let mut c = srv.client();
     c.stream.set_nodelay(true).unwrap();
-    let input = b"PUT split across every byte\r\nGET split\n";
+    // An inline command (CRLF, RESP reply), then a text line.
+    let input = b"PUT split \"across every byte\"\r\nGET split\n";
     for b in input {
         c.send(&[*b]);
         std::thread::sleep(Duration::from_micros(200));
     }
-    assert_eq!(c.line(), "OK");
+    assert_eq!(c.line(), "+OK\r");
     assert_eq!(c.line(), "across every byte");
 }
 

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use argh::{EarlyExit, FromArgs};
 use kvstore::config::{Args, Config};
 
 /// mimalloc: size classes that fit a small key and value exactly (glibc
@@ -28,17 +29,45 @@ fn purge_freed_memory_at_once() {
     }
 }
 
+/// The exit code of every command-line error, argh's and the server's own
+/// checks alike (2, as shells and most tools have it for a usage error).
+const USAGE_ERROR: u8 = 2;
+
+/// The checked configuration from the command line `argv` (program name
+/// first); or how to exit: 0 after `--help`, [`USAGE_ERROR`] after saying
+/// what is wrong, in one style whether argh or [`Config::from_args`] found it.
+fn config_from(argv: Vec<std::ffi::OsString>) -> Result<Config, ExitCode> {
+    let usage_error = |msg: &str| {
+        eprintln!("kvstore-server: {}\nRun kvstore-server --help for usage.", msg.trim_end());
+        ExitCode::from(USAGE_ERROR)
+    };
+    let mut words = Vec::with_capacity(argv.len());
+    for w in &argv {
+        match w.to_str() {
+            Some(w) => words.push(w),
+            None => return Err(usage_error(&format!("{} is not valid UTF-8", w.to_string_lossy()))),
+        }
+    }
+    // As argh's from_env: the program's file name in the usage line.
+    let name = words.first().map(std::path::Path::new).and_then(|p| p.file_name()?.to_str());
+    let rest = words.get(1..).unwrap_or_default();
+    match Args::from_args(&[name.unwrap_or("kvstore-server")], rest) {
+        Ok(args) => Config::from_args(args).map_err(|e| usage_error(&e)),
+        Err(EarlyExit { output, status: Ok(()) }) => {
+            println!("{output}");
+            Err(ExitCode::SUCCESS)
+        }
+        Err(EarlyExit { output, status: Err(()) }) => Err(usage_error(&output)),
+    }
+}
+
 fn main() -> ExitCode {
     purge_freed_memory_at_once();
-    let args: Args = argh::from_env();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cfg = match Config::from_args(args) {
+    let cfg = match config_from(std::env::args_os().collect()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("kvstore-server: {e}\nRun kvstore-server --help for usage.");
-            return ExitCode::from(2);
-        }
+        Err(exit) => return exit,
     };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut server = match Server::start(cfg) {
         Ok(s) => s,
         Err(e) => {

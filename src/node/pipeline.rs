@@ -1,5 +1,5 @@
 //! A connection's pipelined input, turned into replies: detect each
-//! request's dialect, parse it, execute it, append its reply — for every
+//! request's dialect (RESP, inline or text: [`proto::parse`]), parse it, execute it, append its reply — for every
 //! complete request in the input, with the limits that protect the server
 //! (a paused reader, a request too large, a protocol error that closes).
 //!
@@ -12,7 +12,7 @@
 use super::Node;
 use super::cmd::{self, Flow};
 use super::session::Session;
-use crate::proto::{Argv, Dialect, Limits, Parsed, resp, text};
+use crate::proto::{self, Argv, Dialect, Limits, Parsed, resp, text};
 use crate::storage::store::Store;
 
 /// Requests looked ahead by [`prefetch_keys`].
@@ -87,10 +87,10 @@ impl Node {
                 break;
             }
             let buf = &input[pos..];
-            let dialect = Dialect::of(buf[0]);
-            let parsed = match ahead.take(pos, &mut argv) {
-                Some(consumed) => Ok(Parsed::Request { consumed }),
-                None => dialect.parse(buf, &mut argv, &limits),
+            let (dialect, parsed) = match ahead.take(pos, &mut argv) {
+                // The look-ahead keeps no inline request.
+                Some(consumed) => (Dialect::resp_or_text(buf), Ok(Parsed::Request { consumed })),
+                None => proto::parse(buf, &mut argv, &limits),
             };
             match parsed {
                 Ok(Parsed::Incomplete) => break,
@@ -100,7 +100,7 @@ impl Node {
                         continue;
                     }
                     let before = out.len();
-                    let h = self.handle(session, dialect, &argv, buf, out);
+                    let h = self.handle(session, dialect, &argv, argv.input(dialect, buf), out);
                     if h.wrote && p.held.is_none() {
                         p.held = Some((before, dialect));
                     }
@@ -112,7 +112,7 @@ impl Node {
         ahead.clear();
         if !p.close && input.len() - pos > self.cfg.max_request {
             let msg = format!("request larger than --max-request ({} bytes)", self.cfg.max_request);
-            self.protocol_error(&mut p, Dialect::of(input[pos]), out, msg);
+            self.protocol_error(&mut p, Dialect::of(&input[pos..], &limits), out, msg);
         }
         p.consumed = pos;
         self.argv = argv;
@@ -123,9 +123,10 @@ impl Node {
     /// The input broke the protocol: says why, and closes the connection
     /// (past a framing error the stream cannot be trusted).
     fn protocol_error(&mut self, p: &mut Processed, dialect: Dialect, out: &mut Vec<u8>, why: String) {
-        match dialect {
-            Dialect::Resp => resp::error(out, format!("ERR Protocol error: {why}").as_bytes()),
-            Dialect::Text => text::line(out, format!("ERROR {why}").as_bytes()),
+        if dialect.replies_in_resp() {
+            resp::error(out, format!("ERR Protocol error: {why}").as_bytes());
+        } else {
+            text::line(out, format!("ERROR {why}").as_bytes());
         }
         self.stats.protocol_errors += 1;
         p.close = true;
@@ -136,7 +137,9 @@ impl Node {
 /// Requests parsed by the look-ahead pass of `prefetch_keys`, so that the
 /// main pass does not parse them a second time. Valid for one
 /// [`Node::process`] call (offsets are into that call's input); reused, so
-/// it allocates nothing in steady state.
+/// it allocates nothing in steady state. An inline request is not kept: its
+/// arguments are not spans of the input (see [`Argv::input`]); the main
+/// pass parses it again.
 #[derive(Debug, Default)]
 pub struct Lookahead {
     /// Per request: (offset in the input, bytes it takes, first span, span count).
@@ -188,14 +191,18 @@ fn prefetch_keys(
     let (mut n, mut pos) = (0, 0);
     while n < PREFETCH_WINDOW && pos < input.len() {
         let buf = &input[pos..];
-        let Ok(Parsed::Request { consumed }) = Dialect::of(buf[0]).parse(buf, argv, limits) else {
+        let (dialect, Ok(Parsed::Request { consumed })) = proto::parse(buf, argv, limits) else {
             return input.len();
         };
-        ahead.reqs.push((base + pos, consumed, ahead.spans.len(), argv.len()));
-        ahead.spans.extend_from_slice(argv.spans());
-        if argv.len() >= 2 {
-            hashes[n] = store.hash(argv.get(buf, 1));
-            n += 1;
+        // An inline request is neither kept nor prefetched: its spans are
+        // not into `buf`.
+        if dialect != Dialect::Inline {
+            ahead.reqs.push((base + pos, consumed, ahead.spans.len(), argv.len()));
+            ahead.spans.extend_from_slice(argv.spans());
+            if argv.len() >= 2 {
+                hashes[n] = store.hash(argv.get(buf, 1));
+                n += 1;
+            }
         }
         pos += consumed;
     }

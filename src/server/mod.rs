@@ -84,10 +84,11 @@ pub struct Server {
 impl Server {
     /// Binds, replays the log, and gets ready to run. Errors are messages
     /// for a person: what failed and where.
-    pub fn start(cfg: Config) -> Result<Server, String> {
+    pub fn start(mut cfg: Config) -> Result<Server, String> {
         let listener = TcpListener::bind(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
         let local_addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
-        let id = cfg.id.unwrap_or(local_addr.port());
+        // With port 0, the data directory and the id follow the port it got.
+        let id = cfg.listening_on(local_addr.port())?;
         let now = Instant::now();
         let (node, replay) = Node::open(cfg, id, now)?;
         log::info!(

@@ -14,8 +14,9 @@ use crate::request::{KEY_DIGITS, Op};
 /// SET/GET requests over RESP or the kvstore text protocol. Reports
 /// throughput, latency percentiles and the client's own CPU time per request.
 pub struct Args {
-    /// server address, HOST:PORT (default 127.0.0.1:6379)
-    #[argh(option, default = "String::from(\"127.0.0.1:6379\")")]
+    /// server address, HOST:PORT (default 127.0.0.1:12345, the README's
+    /// kvstore server; Redis's is 127.0.0.1:6379)
+    #[argh(option, default = "String::from(\"127.0.0.1:12345\")")]
     addr: String,
 
     /// concurrent connections (default 50)

@@ -9,8 +9,9 @@
 //!
 //! The text protocol has the seed's small command set and line replies
 //! ([`text`]); RESP has Redis's names, arities and error texts, so Redis
-//! clients and tools work unmodified. Both reach the same store and the same
-//! write path.
+//! clients and tools work unmodified. An inline command (a line ending in
+//! `\r\n`) runs as RESP, so kvstore's own commands have a RESP form too (PUT
+//! as SET, STATS as a map). All reach the same store and the same write path.
 
 pub mod client;
 pub mod config;
@@ -49,7 +50,7 @@ pub struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
-    /// The arguments `argv` of a request parsed from `buf`.
+    /// The arguments `argv`, spans of `buf` (see [`Argv::input`]).
     pub fn new(argv: &'a Argv, buf: &'a [u8]) -> Args<'a> {
         Args { argv, buf }
     }
@@ -163,17 +164,6 @@ impl CommandSpec {
         CommandSpec { name, arity, flags, keys, resp: Some(run), text: None }
     }
 
-    const fn text_only(name: &'static str, arity: usize, usage: &'static str, run: Handler) -> CommandSpec {
-        CommandSpec {
-            name,
-            arity: 0,
-            flags: HIDDEN,
-            keys: (0, 0, 0),
-            resp: None,
-            text: Some(TextForm { arity, usage, run }),
-        }
-    }
-
     /// A kvstore command of RESP that COMMAND does not list; its handler
     /// checks its own arguments.
     const fn hidden(name: &'static str, run: Handler) -> CommandSpec {
@@ -208,7 +198,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     // The hottest.
     CommandSpec::resp("GET", 2, READONLY | FAST, ONE_KEY, strings::get).and_text(2, "GET <key>", text::get),
     CommandSpec::resp("SET", -3, WRITE | DENYOOM, ONE_KEY, strings::set),
-    CommandSpec::text_only("PUT", 3, "PUT <key> <value>", text::put),
+    // kvstore's PUT, over RESP and inline: SET without options.
+    CommandSpec::resp("PUT", 3, WRITE | DENYOOM | HIDDEN, ONE_KEY, strings::set).and_text(
+        3,
+        "PUT <key> <value>",
+        text::put,
+    ),
     CommandSpec::resp("DEL", -2, WRITE, ALL_KEYS, keys::del).and_text(2, "DEL <key>", text::del),
     // Keys.
     CommandSpec::resp("EXISTS", -2, READONLY | FAST, ALL_KEYS, keys::exists).and_text(2, "EXISTS <key>", text::exists),
@@ -285,7 +280,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::resp("WATCH", -2, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, ALL_KEYS, multi::watch),
     CommandSpec::resp("UNWATCH", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, multi::unwatch),
     // kvstore's own.
-    CommandSpec::text_only("STATS", 0, "STATS", text::stats),
+    CommandSpec::resp("STATS", 1, HIDDEN | LOADING | STALE, NOKEYS, text::stats_resp).and_text(0, "STATS", text::stats),
     CommandSpec::hidden("COMPACT", server::bgrewriteaof).and_text(0, "COMPACT", text::compact),
     CommandSpec::hidden("REPLHELLO", receiver::frame),
     CommandSpec::hidden("REPL_PUT", receiver::frame).and_text(3, "REPL_PUT <key> <value>", text::repl_put),
@@ -310,7 +305,8 @@ pub fn upper<'a>(name: &[u8], buf: &'a mut [u8; 24]) -> &'a [u8] {
     dst
 }
 
-/// Runs one request in its dialect.
+/// Runs one request in its dialect: an inline command as RESP. `buf` is
+/// what the spans of `argv` index ([`Argv::input`]).
 pub(super) fn dispatch(
     node: &mut Node,
     session: &mut Session,
@@ -321,7 +317,7 @@ pub(super) fn dispatch(
 ) -> Flow {
     let mut cx = Ctx { node, session, args: Args::new(argv, buf), out };
     match dialect {
-        Dialect::Resp => run_resp(&mut cx),
+        Dialect::Resp | Dialect::Inline => run_resp(&mut cx),
         Dialect::Text => run_text(&mut cx),
     }
 }

@@ -2,12 +2,14 @@
 //! PING, STATS, COMPACT, QUIT, REPL_PUT/REPL_DEL typed by a person, and
 //! the seed-style counterparts of Redis commands (EXISTS, RENAME, KEYS,
 //! INCR & co., APPEND, STRLEN). Their arities and usage lines are in the
-//! command table.
+//! command table. STATS's RESP form (inline or RESP) is here too, beside
+//! the text one, so that the two list the same counters.
 
 use super::counters;
 use super::strings::{self, Failed};
 use super::{Ctx, Flow};
 use crate::node::write::Refused;
+use crate::proto::resp;
 use crate::proto::text::line;
 use crate::storage::record::Op;
 use crate::storage::store::Applied;
@@ -90,6 +92,19 @@ pub fn stats(cx: &mut Ctx<'_>) -> Flow {
         line(cx.out, v.as_bytes());
     }
     line(cx.out, b"END");
+    Flow::Continue
+}
+
+/// `STATS` over RESP: a map of every `STAT` line's name to its value (a
+/// bulk string, as the text form has it); a flat array of name, value,
+/// name, value... in RESP2, as Redis sends maps there.
+pub fn stats_resp(cx: &mut Ctx<'_>) -> Flow {
+    let pairs = cx.node.stat_pairs();
+    resp::map(cx.out, pairs.len(), cx.resp3());
+    for (k, v) in &pairs {
+        resp::bulk(cx.out, k.as_bytes());
+        resp::bulk(cx.out, v.as_bytes());
+    }
     Flow::Continue
 }
 
