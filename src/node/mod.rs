@@ -35,6 +35,7 @@
 pub mod cmd;
 mod compaction;
 pub mod pipeline;
+pub mod security;
 pub mod session;
 #[cfg(test)]
 mod sim;

@@ -37,6 +37,9 @@ pub struct Processed {
     pub held: Option<(usize, Dialect)>,
     /// Why the connection is closed for breaking the protocol (for the log).
     pub error: Option<String>,
+    /// The input looks like HTTP (a web page driving a browser at the
+    /// port): close at once, discarding the replies, and warn.
+    pub attack: bool,
 }
 
 /// What [`Node::handle`] did.
@@ -104,7 +107,11 @@ impl Node {
                     if h.wrote && p.held.is_none() {
                         p.held = Some((before, dialect));
                     }
-                    p.close = h.flow == Flow::Close;
+                    p.close = h.flow != Flow::Continue;
+                    if h.flow == Flow::Attack {
+                        self.stats.protocol_errors += 1;
+                        p.attack = true;
+                    }
                 }
                 Err(e) => self.protocol_error(&mut p, dialect, out, e.to_string()),
             }

@@ -312,12 +312,19 @@ impl Server {
         if let Some(e) = &p.error {
             log::debug!("{}: protocol error, closing: {e}", conn.addr);
         }
+        if p.attack {
+            log::warn!(
+                "{}: possible SECURITY ATTACK: an HTTP request (a web page through a browser?) reached kvstore's \
+                 port; connection closed",
+                conn.addr
+            );
+        }
         let hard_limit = conn.output.len() > node.cfg().output_hard_limit;
         if hard_limit {
             log::warn!("{}: output buffer over --output-hard-limit, disconnecting", conn.addr);
         }
         if p.close || hard_limit {
-            self.close_later(id, hard_limit);
+            self.close_later(id, hard_limit || p.attack);
         }
         self.queue_flush(id);
     }

@@ -24,8 +24,8 @@ pub mod server;
 pub mod strings;
 pub mod text;
 
-use super::Node;
 use super::session::Session;
+use super::{Node, security};
 use crate::proto::{Argv, Dialect, resp};
 use crate::repl::receiver;
 
@@ -40,6 +40,9 @@ pub enum Flow {
     Continue,
     /// Flush the replies, then close (QUIT).
     Close,
+    /// Close at once, with no reply, and warn: the request looks like HTTP
+    /// (see [`crate::node::security`]).
+    Attack,
 }
 
 /// A request's arguments (the command name is argument 0).
@@ -316,6 +319,12 @@ pub(super) fn dispatch(
     out: &mut Vec<u8>,
 ) -> Flow {
     let mut cx = Ctx { node, session, args: Args::new(argv, buf), out };
+    if dialect != Dialect::Resp {
+        let mut nb = [0u8; 24];
+        if security::looks_like_http(upper(cx.args.get(0), &mut nb), &cx.args) {
+            return Flow::Attack;
+        }
+    }
     match dialect {
         Dialect::Resp | Dialect::Inline => run_resp(&mut cx),
         Dialect::Text => run_text(&mut cx),
