@@ -409,4 +409,36 @@ mod tests {
         assert!(parse(&["12345", "--bind", "nowhere"]).unwrap_err().contains("--bind"));
         assert!(parse(&["notaport"]).is_err());
     }
+
+    #[test]
+    fn tls_options() {
+        let files = ["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem", "--tls-ca-cert-file", "ca.pem"];
+        let with = |extra: &[&str]| parse(&[&["12345"][..], &files, extra].concat());
+        let off = parse(&["12345"]).unwrap().tls;
+        assert!(!off.serves() && !off.replication);
+        let c = with(&["--tls-port", "12346"]).unwrap().tls;
+        assert_eq!(c.listen, Some("127.0.0.1:12346".parse().unwrap()));
+        assert_eq!(c.auth_clients, ClientAuth::Yes);
+        assert_eq!(c.handshake_timeout, Duration::from_secs(5));
+        let c = with(&["--tls-only", "--tls-replication", "YES", "--tls-auth-clients", "optional"]).unwrap().tls;
+        assert!(c.only && c.serves() && c.replication && c.listen.is_none());
+        assert_eq!(c.auth_clients, ClientAuth::Optional);
+        // Both ports may be "any free port".
+        assert!(
+            parse(&["0", "--tls-port", "0", "--tls-cert-file", "c", "--tls-key-file", "k", "--tls-auth-clients", "no"])
+                .is_ok()
+        );
+        assert!(with(&["--tls-port", "12345"]).unwrap_err().contains("differ"));
+        assert!(with(&["--tls-only", "--tls-port", "1"]).unwrap_err().contains("--tls-only"));
+        assert!(with(&["--tls-replication", "maybe"]).unwrap_err().contains("maybe"));
+        assert!(with(&["--tls-port", "1", "--tls-handshake-timeout-ms", "0"]).is_err());
+        assert!(parse(&["12345", "--tls-port", "1"]).unwrap_err().contains("--tls-cert-file"));
+        let no_ca = ["12345", "--tls-port", "1", "--tls-cert-file", "c", "--tls-key-file", "k"];
+        assert!(parse(&no_ca).unwrap_err().contains("--tls-ca-cert-file"));
+        assert!(parse(&[&no_ca[..], &["--tls-auth-clients", "no"]].concat()).is_ok());
+        assert!(parse(&[&no_ca[..], &["--tls-auth-clients", "no", "--tls-replication", "yes"]].concat()).is_err());
+        assert!(parse(&["12345", "--tls-ca-cert-file", "ca"]).unwrap_err().contains("TLS is off"));
+        let peer_is_me = parse(&[&["12345", "127.0.0.1:12346"][..], &files, &["--tls-port", "12346"]].concat());
+        assert!(peer_is_me.unwrap_err().contains("itself"));
+    }
 }

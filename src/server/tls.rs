@@ -363,3 +363,113 @@ impl fmt::Debug for TlsStream {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::conn::InBuf;
+
+    #[test]
+    fn peer_names_become_server_names() {
+        let ip = |s: &str| matches!(peer_server_name(s), Ok(ServerName::IpAddress(_)));
+        let dns = |s: &str| matches!(peer_server_name(s), Ok(ServerName::DnsName(_)));
+        assert!(ip("127.0.0.1:6380"));
+        assert!(ip("[::1]:6380"));
+        assert!(dns("node-a.example:6380"));
+        assert!(dns("localhost:1"));
+        assert!(peer_server_name("bad_name!:1").unwrap_err().contains("bad_name!:1"));
+    }
+
+    /// A server and a client TlsStream over a loopback socket pair, the
+    /// client trusting the server's self-signed certificate.
+    fn pair() -> (TlsStream, TlsStream) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().self_signed(&key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let der = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], der)
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        for sock in [&c, &s] {
+            sock.set_nonblocking(true).unwrap();
+        }
+        let far = Instant::now() + Duration::from_secs(3600);
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let s = TlsStream::accept(TcpStream::from_std(s), Arc::new(server), far).unwrap();
+        let c = TlsStream::connect(TcpStream::from_std(c), Arc::new(client), name, far).unwrap();
+        (s, c)
+    }
+
+    /// Reads `s` to WouldBlock, as the reactor does for a TLS stream.
+    fn drain(s: &mut TlsStream, into: &mut InBuf) -> usize {
+        into.fill(s, usize::MAX, false).unwrap().got
+    }
+
+    #[test]
+    fn writes_take_less_only_when_the_socket_is_full_and_reads_drain_rustls() {
+        let (mut s, mut c) = pair();
+        let (mut sin, mut cin) = (InBuf::default(), InBuf::default());
+        let end = Instant::now() + Duration::from_secs(20);
+        while s.tls.is_handshaking() || c.tls.is_handshaking() {
+            assert!(Instant::now() < end, "handshake did not finish");
+            c.send_pending().unwrap();
+            drain(&mut s, &mut sin);
+            s.send_pending().unwrap();
+            drain(&mut c, &mut cin);
+        }
+        // 8 MiB, more than the socket buffers and rustls's limit hold,
+        // while the server reads only when the client is stuck.
+        let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+        let mut sent = 0;
+        let mut got = Vec::new();
+        while got.len() < data.len() {
+            assert!(Instant::now() < end, "stalled at {} of {} bytes", got.len(), data.len());
+            if sent < data.len() {
+                match c.write(&data[sent..]) {
+                    Ok(n) => {
+                        sent += n;
+                        if sent < data.len() {
+                            // A short take: the socket must be full, or no
+                            // WRITABLE event would come to resume.
+                            assert!(!c.send_pending().unwrap(), "short take with room in the socket");
+                        }
+                    }
+                    Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+                }
+            } else {
+                c.send_pending().unwrap();
+            }
+            drain(&mut s, &mut sin);
+            // Drained means drained: no plaintext is left inside rustls.
+            let mut probe = [0u8; 1];
+            assert_eq!(s.tls.reader().read(&mut probe).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+            got.extend_from_slice(sin.pending());
+            sin.consume(sin.len());
+            s.send_pending().unwrap(); // session tickets
+        }
+        assert!(got == data, "bytes lost or reordered");
+        // close_notify reads as the end of the stream.
+        c.close();
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            match sin.fill(&mut s, usize::MAX, false) {
+                Ok(f) if f.eof => break,
+                Ok(_) => assert!(Instant::now() < end, "no end of stream"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
