@@ -323,11 +323,18 @@ impl Conn {
         }
     }
 
-    /// Reads into the input: [`InBuf::fill`], trusting a short read only
-    /// on a plain socket, and only if `trust_short_read`.
+    /// Reads into the input: [`InBuf::fill`], trusting a short read (if
+    /// `trust_short_read`) on a plain socket; a TLS stream makes that check
+    /// itself, on its socket reads ([`TlsStream::begin_fill`]).
     pub fn fill(&mut self, limit: usize, trust_short_read: bool) -> io::Result<Fill> {
-        let trust = trust_short_read && matches!(self.stream, Stream::Plain(_));
-        self.input.fill(&mut self.stream, limit, trust)
+        let plain = match &mut self.stream {
+            Stream::Plain(_) => true,
+            Stream::Tls(t) => {
+                t.begin_fill(trust_short_read);
+                false
+            }
+        };
+        self.input.fill(&mut self.stream, limit, trust_short_read && plain)
     }
 
     /// Writes the output, then whatever TLS bytes are still pending (a
