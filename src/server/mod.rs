@@ -104,14 +104,7 @@ impl Server {
         let tls = Tls::load(&cfg.tls, &cfg.peer_names)?;
         let listener = TcpListener::bind(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
         let local_addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
-        let mut tls_listener = match cfg.tls.listen {
-            Some(at) => {
-                let l = TcpListener::bind(at).map_err(|e| format!("cannot listen on {at} (--tls-port): {e}"))?;
-                let addr = l.local_addr().map_err(|e| format!("cannot read the TLS listening address: {e}"))?;
-                Some((l, addr))
-            }
-            None => None,
-        };
+        let mut tls_listener = tls::bind_listener(cfg.tls.listen)?;
         let id = cfg.id.unwrap_or(local_addr.port());
         let over = if cfg.tls.only { " over TLS" } else { "" };
         let now = Instant::now();
@@ -182,11 +175,6 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    /// The address of the `--tls-port` listener.
-    pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.tls_listener.as_ref().map(|(_, a)| *a)
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down cleanly.
@@ -602,21 +590,6 @@ impl Server {
         list.clear();
         if self.flush.is_empty() {
             self.flush = list;
-        }
-    }
-
-    /// Closes the connections whose TLS handshake is overdue (a client
-    /// that connected and stalled; a peer that does not answer).
-    fn close_stalled_handshakes(&mut self, now: Instant) {
-        while let Some(id) = self.tls.as_mut().and_then(|t| t.pop_overdue(now, &self.conns)) {
-            let Some(conn) = self.conns.get(id) else { continue };
-            log::debug!("{}: TLS handshake not done in time, closing", conn.addr);
-            match conn.role {
-                Role::Link { index, .. } if self.links[index] == Some(id) => {
-                    self.drop_link(index, id, Some("TLS handshake timed out"))
-                }
-                _ => self.close_later(id, true),
-            }
         }
     }
 

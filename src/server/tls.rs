@@ -1,6 +1,8 @@
 //! TLS with rustls: the configurations built from the PEM files named by
-//! the options, and [`TlsStream`], a TLS session over a non-blocking socket
-//! with the `Read`/`Write` behaviour the reactor relies on.
+//! the options, [`TlsStream`], a TLS session over a non-blocking socket
+//! with the `Read`/`Write` behaviour the reactor relies on, and the
+//! reactor's TLS-only steps (the `--tls-port` listener, closing stalled
+//! handshakes).
 //!
 //! rustls does no I/O of its own: `read_tls` takes socket bytes,
 //! `process_new_packets` decrypts them (and queues handshake messages or
@@ -19,18 +21,20 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
+use mio::net::{TcpListener, TcpStream};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection};
 use slab::Slab;
 
-use super::conn::{Conn, Stream};
+use super::Server;
+use super::conn::{Conn, Role, Stream};
 use crate::config::{ClientAuth, TlsConfig};
 
 /// The TLS configurations in force, built once at start.
@@ -399,6 +403,38 @@ impl fmt::Debug for TlsStream {
             .field("handshaking", &self.tls.is_handshaking())
             .field("wants_write", &self.tls.wants_write())
             .finish()
+    }
+}
+
+// ---------------------------------------------------------------- the reactor's side
+
+/// Binds the `--tls-port` listener, if there is one.
+pub(super) fn bind_listener(at: Option<SocketAddr>) -> Result<Option<(TcpListener, SocketAddr)>, String> {
+    let Some(at) = at else { return Ok(None) };
+    let l = TcpListener::bind(at).map_err(|e| format!("cannot listen on {at} (--tls-port): {e}"))?;
+    let addr = l.local_addr().map_err(|e| format!("cannot read the TLS listening address: {e}"))?;
+    Ok(Some((l, addr)))
+}
+
+impl Server {
+    /// The address of the `--tls-port` listener.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_listener.as_ref().map(|(_, a)| *a)
+    }
+
+    /// Closes the connections whose TLS handshake is overdue (a client
+    /// that connected and stalled; a peer that does not answer).
+    pub(super) fn close_stalled_handshakes(&mut self, now: Instant) {
+        while let Some(id) = self.tls.as_mut().and_then(|t| t.pop_overdue(now, &self.conns)) {
+            let Some(conn) = self.conns.get(id) else { continue };
+            log::debug!("{}: TLS handshake not done in time, closing", conn.addr);
+            match conn.role {
+                Role::Link { index, .. } if self.links[index] == Some(id) => {
+                    self.drop_link(index, id, Some("TLS handshake timed out"))
+                }
+                _ => self.close_later(id, true),
+            }
+        }
     }
 }
 
