@@ -291,8 +291,9 @@ impl TlsConfig {
                         (yes by default, as Redis) is on; or pass --tls-auth-clients no"
                 .into());
         }
-        if c.handshake_timeout.is_zero() {
-            return Err("--tls-handshake-timeout-ms must be positive".into());
+        // Bounded so that a deadline (now + timeout) cannot overflow.
+        if c.handshake_timeout.is_zero() || c.handshake_timeout > Duration::from_secs(86_400) {
+            return Err("--tls-handshake-timeout-ms must be between 1 and 86400000 (a day)".into());
         }
         Ok(c)
     }
@@ -432,6 +433,7 @@ mod tests {
         assert!(with(&["--tls-only", "--tls-port", "1"]).unwrap_err().contains("--tls-only"));
         assert!(with(&["--tls-replication", "maybe"]).unwrap_err().contains("maybe"));
         assert!(with(&["--tls-port", "1", "--tls-handshake-timeout-ms", "0"]).is_err());
+        assert!(with(&["--tls-port", "1", "--tls-handshake-timeout-ms", "18446744073709551615"]).is_err());
         assert!(parse(&["12345", "--tls-port", "1"]).unwrap_err().contains("--tls-cert-file"));
         let no_ca = ["12345", "--tls-port", "1", "--tls-cert-file", "c", "--tls-key-file", "k"];
         assert!(parse(&no_ca).unwrap_err().contains("--tls-ca-cert-file"));
