@@ -15,6 +15,9 @@
 #   7. SET P16 on one node of a 3-node cluster vs a Redis master with 2 replicas
 #   8. p99.9 latency of a 1:1 SET:GET load while compactions (BGREWRITEAOF) run
 #      back to back, so that the whole measured window is "during a compaction"
+#   9. SET and GET at P16 over TLS (--tls-port) vs Redis over TLS (when its build
+#      has TLS), and what TLS costs each: server CPU per request, TLS vs plain
+#      (certificates made with openssl in the work dir; no client certificates)
 # Method: every server runs on a free loopback port with its own temp dir, in
 # its own process group; all of them are stopped on exit, error or Ctrl-C.
 # Servers are measured alternately (kvstore, Redis, kvstore, ...) and the
@@ -28,7 +31,7 @@
 #   LOADKEYS=1000000 (rows 5, 6, 8)  DUR=8 (row 8 seconds)  TMO=180 (s per client run)
 #   PIN=1: servers on CPU SCPU=0, clients on CPU CCPU=1
 #   NULLSERVER=path: a do-nothing RESP server binary (`NULLSERVER <port>`) for row 2
-#   ROWS="1 3 4 5 7": which row groups to run (2 comes with 1; 6 and 8 with 5)
+#   ROWS="1 3 4 5 7 9": which row groups to run (2 comes with 1; 6 and 8 with 5)
 #   QUICK=1: REPS=1, N=200000, LOADKEYS=100000, DUR=3 (unless set)
 #   NO_REDIS=1: act as if redis-server were missing (the kvstore-only rows)
 #   KEEP=1: keep the work dir (server logs, raw runs)  VERBOSE=1: same as --verbose
@@ -53,7 +56,7 @@ fi
 REPS=${REPS:-3} N=${N:-2000000} CLIENTS=${CLIENTS:-50} DATA=${DATA:-32} KEYS=${KEYS:-1000000}
 N1=${N1:-$((N / 10))} NALWAYS=${NALWAYS:-$((N / 4))} LOADKEYS=${LOADKEYS:-1000000}
 DUR=${DUR:-8} TMO=${TMO:-180} PIN=${PIN:-0} SCPU=${SCPU:-0} CCPU=${CCPU:-1}
-ROWS=${ROWS:-"1 3 4 5 7"} VERBOSE=${VERBOSE:-0} NULLSERVER=${NULLSERVER:-}
+ROWS=${ROWS:-"1 3 4 5 7 9"} VERBOSE=${VERBOSE:-0} NULLSERVER=${NULLSERVER:-}
 spin=() cpin=()
 if [ "$PIN" = 1 ]; then spin=(taskset -c "$SCPU") cpin=(taskset -c "$CCPU"); fi
 hz=$(getconf CLK_TCK)
@@ -82,7 +85,7 @@ if [ ! -x "$KV" ] || [ ! -x "$KVB" ]; then die "no $KV or $KVB: build first (car
 # ---------------------------------------------------------------- servers
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kvstore-bench.XXXXXX")
-declare -A spid=() sport=() sdir=()
+declare -A spid=() sport=() sdir=() stls=()
 live=()     # process groups of servers still running (their leaders' pids)
 client_pid="" # the client running now (its process group)
 cmds=()     # every command run, in order, for the report
@@ -254,11 +257,12 @@ echo "row,rep,server,test,pipeline,requests,rps,srv_us,all_us,srv_pct,cli_pct,ot
 rb() {
   local row=$1 rep=$2 name=$3 p=$4 t=$5 n=$6
   shift 6
-  local pids=("${spid[$name]}") o rps cpu t0 t1 a0 a1 b0 b1 w0 w1
+  local pids=("${spid[$name]}") o rps cpu t0 t1 a0 a1 b0 b1 w0 w1 tls=()
+  if [ -n "${stls[$name]:-}" ]; then tls=(--tls --cacert "${stls[$name]}"); fi
   check_alive "$name"
   for o in "$@"; do check_alive "$o" && pids+=("${spid[$o]}"); done
   t0=$(ticks "${pids[0]}") a0=$(ticks "${pids[@]}") b0=$(busy) w0=$(date +%s%N)
-  client_start rb redis-benchmark -h 127.0.0.1 -p "${sport[$name]}" -c "$CLIENTS" -d "$DATA" -r "$KEYS" \
+  client_start rb redis-benchmark -h 127.0.0.1 -p "${sport[$name]}" "${tls[@]}" -c "$CLIENTS" -d "$DATA" -r "$KEYS" \
     -n "$n" -P "$p" -t "$t" --csv
   client_wait || log "redis-benchmark failed or timed out against $name: $(tail -c 300 "$work/rb.err")"
   check_alive "$name"
@@ -601,6 +605,83 @@ group_cluster() {
     "$(med 7 redis set 16 rps)" "≥ 1.5×" "$judge" ge 1.5
 }
 
+# -------------------------------------------------- row 9: TLS
+
+# tls_certs DIR: a CA and a certificate for 127.0.0.1 signed by it, as the
+# README's TLS example makes them.
+tls_certs() {
+  local d=$1
+  mkdir -p "$d"
+  note_raw "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=bench-ca -keyout ca.key -out ca.crt (and a server.crt for IP:127.0.0.1 signed by it)"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=bench-ca -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null &&
+    openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null &&
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$d/san.ext" &&
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 1 \
+      -extfile "$d/san.ext" -out "$d/server.crt" 2>/dev/null
+}
+
+# The installed redis-server speaks TLS if it was built with it (Debian's is):
+# one without it refuses the tls-port option.
+redis_has_tls() {
+  local out
+  out=$(timeout 10 redis-server --port 0 --tls-port 0 --save '' 2>&1 || true) # it exits 1 either way
+  [[ $out == *"not listen anywhere"* ]]
+}
+
+# Each server listens on a plain port (for `ready`) and a TLS port; the TLS
+# endpoint is measured under a second name (kvtls, redistls) for the same
+# process, whose redis-benchmark runs get --tls.
+group_tls() {
+  local d=$work/tls port tport s t rep servers=(kv kvtls) judge=—
+  if ! redis-benchmark --help 2>&1 | grep -q -- --tls || ! have openssl; then
+    row 9 "SET/GET P16 over TLS" %s NA NA "—" "not run (no redis-benchmark --tls or no openssl)"
+    return
+  fi
+  tls_certs "$d" || die "row 9: openssl could not make the certificates"
+  local certs=(--tls-cert-file "$d/server.crt" --tls-key-file "$d/server.key" --tls-ca-cert-file "$d/ca.crt" --tls-auth-clients no)
+  free_port port
+  free_port tport
+  start kv "$port" "$work/kv9" "$KV" "$port" --dir "$work/kv9" --fsync no --tls-port "$tport" "${certs[@]}"
+  spid[kvtls]=${spid[kv]} sport[kvtls]=$tport stls[kvtls]=$d/ca.crt
+  if [ "$have_redis" = 1 ] && redis_has_tls; then
+    free_port port
+    free_port tport
+    start redis "$port" "$work/redis9" redis-server --port "$port" --tls-port "$tport" --bind 127.0.0.1 \
+      --save '' --appendonly no --dir "$work/redis9" "${certs[@]}"
+    spid[redistls]=${spid[redis]} sport[redistls]=$tport stls[redistls]=$d/ca.crt
+    servers+=(redis redistls)
+    judge=ratio
+  elif [ "$have_redis" = 1 ]; then
+    judge="n/a (redis-server without TLS)"
+  else
+    judge=$no_redis
+  fi
+  for s in "${servers[@]}"; do [[ $s == *tls ]] || ready "$s"; done
+  for s in "${servers[@]}"; do
+    [[ $s == *tls ]] && continue
+    log "row 9: warm-up, $N SETs on $s"
+    rb 9 0 "$s" 16 set "$N"
+  done
+  for rep in $(seq "$REPS"); do
+    for t in set get; do
+      log "row 9: rep $rep/$REPS, $t P16, plain and TLS"
+      for s in "${servers[@]}"; do rb 9 "$rep" "$s" 16 "$t" "$N"; done
+    done
+  done
+  for s in "${servers[@]}"; do [[ $s == *tls ]] || stop "$s"; done
+  for t in SET GET; do
+    row 9 "$t P16 req/s over TLS vs Redis over TLS" %.0f "$(med 9 kvtls "${t,,}" 16 rps)" \
+      "$(med 9 redistls "${t,,}" 16 rps)" "—" "$([ "$judge" = ratio ] && echo — || echo "$judge")"
+  done
+  for t in SET GET; do
+    row 9 "srv_us $t P16 over TLS vs plain (Redis column: kvstore plain)" %.3f "$(med 9 kvtls "${t,,}" 16 srv_us)" \
+      "$(med 9 kv "${t,,}" 16 srv_us)" "—" "—"
+  done
+  if [ "$judge" = ratio ]; then
+    note_row "row 9: Redis srv_us P16 over TLS / plain: SET $(med 9 redistls set 16 srv_us) / $(med 9 redis set 16 srv_us), GET $(med 9 redistls get 16 srv_us) / $(med 9 redis get 16 srv_us)"
+  fi
+}
+
 # ---------------------------------------------------------------- main
 
 started=$(date +%s) load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -621,7 +702,8 @@ for g in $ROWS; do
     4) if [ "$have_rb" = 1 ]; then group_fsync 4 always "$NALWAYS" 1.5; else row 4 "SET P16 always" %s NA NA "≥ 1.5×" "$norb"; fi ;;
     5) group_disk ;;
     7) if [ "$have_rb" = 1 ]; then group_cluster; else row 7 "SET P16 cluster" %s NA NA "≥ 1.5×" "$norb"; fi ;;
-    *) die "unknown row group $g in ROWS (use 1 3 4 5 7)" ;;
+    9) if [ "$have_rb" = 1 ]; then group_tls; else row 9 "SET/GET P16 over TLS" %s NA NA "—" "$norb"; fi ;;
+    *) die "unknown row group $g in ROWS (use 1 3 4 5 7 9)" ;;
   esac
 done
 

@@ -3,8 +3,9 @@
 //! `argh` parses; [`Config::from_args`] turns the raw options into a checked
 //! [`Config`] so that the rest of the server never sees an invalid value.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use argh::FromArgs;
@@ -20,6 +21,7 @@ use crate::storage::log::Fsync;
     example = "One node, data in data/12345:\n  $ {command_name} 12345",
     example = "A node of a three-node cluster (start the other two likewise):\n  $ {command_name} 12350 127.0.0.1:12351,127.0.0.1:12352",
     example = "Every reply on disk before it is sent:\n  $ {command_name} 12345 --fsync always",
+    example = "TLS on port 12346 beside plain text on 12345 (clients need a certificate signed by ca.crt):\n  $ {command_name} 12345 --tls-port 12346 --tls-cert-file node.crt --tls-key-file node.key --tls-ca-cert-file ca.crt",
     note = "Talk to it with netcat (PUT k v / GET k / DEL k / STATS) or any Redis client. \
 Logs go to stderr; RUST_LOG=debug (or warn, ...) sets the level. SIGTERM or SIGINT \
 stops it cleanly, with the log fsynced."
@@ -102,6 +104,77 @@ pub struct Args {
     /// seconds a delete's tombstone is kept for peers that have not seen it yet (default 86400)
     #[argh(option, default = "86_400")]
     pub tombstone_grace: u64,
+
+    // TLS (see TlsConfig).
+    /// also listen for TLS on this port, both protocols as on the plain port (0 picks a free one;
+    /// the log says which)
+    #[argh(option)]
+    pub tls_port: Option<u16>,
+
+    /// the port itself speaks TLS and nothing listens for plain text (Redis: --port 0 --tls-port N)
+    #[argh(switch)]
+    pub tls_only: bool,
+
+    /// the certificate chain (PEM) the server presents, and peer links present under --tls-replication
+    #[argh(option)]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// the private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert-file
+    #[argh(option)]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) that clients' and peers' certificates must chain to
+    #[argh(option)]
+    pub tls_ca_cert_file: Option<PathBuf>,
+
+    /// whether TLS clients must present a certificate signed by the CA: yes (default, as Redis),
+    /// no, or optional (checked if presented)
+    #[argh(option, default = "ClientAuth::Yes")]
+    pub tls_auth_clients: ClientAuth,
+
+    /// yes: links to peers are TLS, verify the peer's certificate against --tls-ca-cert-file
+    /// (host name or IP from the peer list) and present --tls-cert-file; name peers by their TLS
+    /// ports (default no)
+    #[argh(option, default = "false", from_str_fn(yes_no))]
+    pub tls_replication: bool,
+
+    /// milliseconds a TLS connection may take to finish its handshake before it is closed (default 5000)
+    #[argh(option, default = "5000")]
+    pub tls_handshake_timeout_ms: u64,
+}
+
+/// `--tls-auth-clients`: whether a TLS client must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Required, and signed by the CA.
+    Yes,
+    /// Not asked for.
+    No,
+    /// Asked for; checked if presented, and a client without one is let in.
+    Optional,
+}
+
+impl FromStr for ClientAuth {
+    type Err = String;
+
+    /// Parses `yes`, `no` or `optional`, in any case, as Redis's `tls-auth-clients`.
+    fn from_str(s: &str) -> Result<ClientAuth, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "yes" => Ok(ClientAuth::Yes),
+            "no" => Ok(ClientAuth::No),
+            "optional" => Ok(ClientAuth::Optional),
+            _ => Err(format!("{s:?}: expected yes, no or optional")),
+        }
+    }
+}
+
+/// `yes` or `no` (in any case), as Redis's boolean options.
+fn yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("{s:?}: expected yes or no")),
+    }
 }
 
 /// A checked configuration.
@@ -142,6 +215,93 @@ pub struct Config {
     pub peer_queue_limit: usize,
     /// How long tombstones live.
     pub tombstone_grace: Duration,
+    /// TLS listeners and links.
+    pub tls: TlsConfig,
+}
+
+/// TLS settings, checked: files are named here and read when the server
+/// starts (`server::tls`).
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// The extra TLS listener (`--tls-port`; port 0: any free port).
+    pub listen: Option<SocketAddr>,
+    /// `--tls-only`: [`Config::listen`] itself speaks TLS. A switch rather
+    /// than Redis's `--port 0`, because port 0 already means "any free port"
+    /// here (the tests start every server so).
+    pub only: bool,
+    /// Certificate chain, PEM; set whenever a listener or a link uses TLS.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key, PEM.
+    pub key_file: Option<PathBuf>,
+    /// CA certificates, PEM; set whenever certificates are verified.
+    pub ca_cert_file: Option<PathBuf>,
+    /// Client certificate policy of the TLS listeners.
+    pub auth_clients: ClientAuth,
+    /// Outbound peer links use TLS.
+    pub replication: bool,
+    /// Longest TLS handshake before the connection is closed.
+    pub handshake_timeout: Duration,
+}
+
+impl TlsConfig {
+    /// Whether anything listens for TLS.
+    pub fn serves(&self) -> bool {
+        self.only || self.listen.is_some()
+    }
+
+    /// Checks the TLS options against each other and Redis's rules (a CA is
+    /// needed wherever certificates are verified); `peers` must not include
+    /// this node's TLS port.
+    fn from_args(a: &Args, ip: IpAddr, peers: &[SocketAddr]) -> Result<TlsConfig, String> {
+        let c = TlsConfig {
+            listen: a.tls_port.map(|p| SocketAddr::new(ip, p)),
+            only: a.tls_only,
+            cert_file: a.tls_cert_file.clone(),
+            key_file: a.tls_key_file.clone(),
+            ca_cert_file: a.tls_ca_cert_file.clone(),
+            auth_clients: a.tls_auth_clients,
+            replication: a.tls_replication,
+            handshake_timeout: Duration::from_millis(a.tls_handshake_timeout_ms),
+        };
+        if c.only && c.listen.is_some() {
+            return Err("--tls-only makes the port itself the TLS port: drop --tls-port".into());
+        }
+        if let Some(port) = a.tls_port {
+            if port != 0 && port == a.port {
+                return Err("--tls-port must differ from the port".into());
+            }
+            if peers.iter().any(|p| p.port() == port && (p.ip() == ip || p.ip().is_loopback() || ip.is_unspecified())) {
+                return Err(format!("a peer is this node itself (its --tls-port {port})"));
+            }
+        }
+        if !c.serves() && !c.replication {
+            let given = [
+                (a.tls_cert_file.is_some(), "--tls-cert-file"),
+                (a.tls_key_file.is_some(), "--tls-key-file"),
+                (a.tls_ca_cert_file.is_some(), "--tls-ca-cert-file"),
+            ];
+            if let Some((_, name)) = given.iter().find(|(set, _)| *set) {
+                return Err(format!(
+                    "{name} given, but TLS is off: add --tls-port, --tls-only or --tls-replication yes"
+                ));
+            }
+            return Ok(c);
+        }
+        if c.cert_file.is_none() || c.key_file.is_none() {
+            return Err("TLS needs --tls-cert-file and --tls-key-file".into());
+        }
+        let verifies = c.replication || (c.serves() && c.auth_clients != ClientAuth::No);
+        if verifies && c.ca_cert_file.is_none() {
+            return Err("--tls-ca-cert-file must be given when --tls-replication or --tls-auth-clients \
+                        (yes by default, as Redis) is on; or pass --tls-auth-clients no"
+                .into());
+        }
+        // Bounded so that a deadline (now + timeout) cannot overflow.
+        if c.handshake_timeout.is_zero() || c.handshake_timeout > Duration::from_secs(86_400) {
+            return Err("--tls-handshake-timeout-ms must be between 1 and 86400000 (a day)".into());
+        }
+        Ok(c)
+    }
 }
 
 /// The address of a host name or IP literal: its first IPv4 address if it
@@ -202,6 +362,7 @@ impl Config {
             None if a.port == 0 => None,
             None => Some(a.port),
         };
+        let tls = TlsConfig::from_args(&a, ip, &peers)?;
         let dir_follows_port = a.dir.is_none();
         let dir = a.dir.unwrap_or_else(|| default_dir(a.port));
         if a.port != 0 || !dir_follows_port {
@@ -245,6 +406,7 @@ impl Config {
             truncate_corrupt_log: a.truncate_corrupt_log,
             peer_queue_limit: a.peer_queue_limit,
             tombstone_grace: Duration::from_secs(a.tombstone_grace),
+            tls,
         })
     }
 
@@ -364,5 +526,38 @@ mod tests {
         let mut c = parse(&["12345"]).unwrap();
         assert_eq!(c.listening_on(12345), Ok(12345));
         assert_eq!(c.dir, PathBuf::from("data/12345"));
+    }
+
+    #[test]
+    fn tls_options() {
+        let files = ["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem", "--tls-ca-cert-file", "ca.pem"];
+        let with = |extra: &[&str]| parse(&[&["12345"][..], &files, extra].concat());
+        let off = parse(&["12345"]).unwrap().tls;
+        assert!(!off.serves() && !off.replication);
+        let c = with(&["--tls-port", "12346"]).unwrap().tls;
+        assert_eq!(c.listen, Some("127.0.0.1:12346".parse().unwrap()));
+        assert_eq!(c.auth_clients, ClientAuth::Yes);
+        assert_eq!(c.handshake_timeout, Duration::from_secs(5));
+        let c = with(&["--tls-only", "--tls-replication", "YES", "--tls-auth-clients", "optional"]).unwrap().tls;
+        assert!(c.only && c.serves() && c.replication && c.listen.is_none());
+        assert_eq!(c.auth_clients, ClientAuth::Optional);
+        // Both ports may be "any free port".
+        assert!(
+            parse(&["0", "--tls-port", "0", "--tls-cert-file", "c", "--tls-key-file", "k", "--tls-auth-clients", "no"])
+                .is_ok()
+        );
+        assert!(with(&["--tls-port", "12345"]).unwrap_err().contains("differ"));
+        assert!(with(&["--tls-only", "--tls-port", "1"]).unwrap_err().contains("--tls-only"));
+        assert!(with(&["--tls-replication", "maybe"]).unwrap_err().contains("maybe"));
+        assert!(with(&["--tls-port", "1", "--tls-handshake-timeout-ms", "0"]).is_err());
+        assert!(with(&["--tls-port", "1", "--tls-handshake-timeout-ms", "18446744073709551615"]).is_err());
+        assert!(parse(&["12345", "--tls-port", "1"]).unwrap_err().contains("--tls-cert-file"));
+        let no_ca = ["12345", "--tls-port", "1", "--tls-cert-file", "c", "--tls-key-file", "k"];
+        assert!(parse(&no_ca).unwrap_err().contains("--tls-ca-cert-file"));
+        assert!(parse(&[&no_ca[..], &["--tls-auth-clients", "no"]].concat()).is_ok());
+        assert!(parse(&[&no_ca[..], &["--tls-auth-clients", "no", "--tls-replication", "yes"]].concat()).is_err());
+        assert!(parse(&["12345", "--tls-ca-cert-file", "ca"]).unwrap_err().contains("TLS is off"));
+        let peer_is_me = parse(&[&["12345", "127.0.0.1:12346"][..], &files, &["--tls-port", "12346"]].concat());
+        assert!(peer_is_me.unwrap_err().contains("itself"));
     }
 }

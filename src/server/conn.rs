@@ -1,4 +1,6 @@
-//! One TCP connection's socket and buffers, client or peer link alike.
+//! One TCP connection's socket and buffers, client or peer link alike. The
+//! socket is plain or TLS ([`Stream`]); the reactor does not tell them apart
+//! but through [`Conn::fill`], [`Conn::flush`] and [`Conn::has_output`].
 //!
 //! Input is read into a buffer with a start offset: requests are consumed by
 //! moving the offset, and the unconsumed tail is moved to the front once per
@@ -17,6 +19,7 @@ use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 
+use super::tls::TlsStream;
 use crate::node::Session;
 use crate::proto::Dialect;
 
@@ -92,7 +95,9 @@ impl InBuf {
     /// reason), and it saves a third of the syscalls of a pipelined client.
     /// It is not safe when the event already reported the peer's FIN (data
     /// and FIN can arrive together and raise one event): then the caller
-    /// passes `false` and the reads go on to the end of the stream.
+    /// passes `false` and the reads go on to the end of the stream. Nor is
+    /// it safe for a TLS stream, whose reads may be served from rustls's
+    /// buffer: [`Conn::fill`] knows which is which.
     pub fn fill(&mut self, r: &mut impl Read, limit: usize, trust_short_read: bool) -> io::Result<Fill> {
         let mut got = 0;
         loop {
@@ -190,6 +195,75 @@ impl OutBuf {
     }
 }
 
+/// A connection's socket: plain TCP, or a TLS session over it (boxed: a
+/// rustls connection is large, and plain connections should not pay for it).
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream>),
+}
+
+impl Stream {
+    /// The socket.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => t.tcp(),
+        }
+    }
+
+    /// The socket, to (de)register it.
+    pub fn tcp_mut(&mut self) -> &mut TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => t.tcp_mut(),
+        }
+    }
+
+    /// The TLS session, if any.
+    pub fn tls(&self) -> Option<&TlsStream> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(t) => Some(t),
+        }
+    }
+
+    /// Whether TLS bytes wait to be sent.
+    fn wants_write(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Tls(t) => t.wants_write(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(_) => Ok(()),
+            Stream::Tls(t) => t.flush(),
+        }
+    }
+}
+
 /// What a connection is.
 #[derive(Debug)]
 pub enum Role {
@@ -210,7 +284,7 @@ pub struct Conn {
     /// What the connection is.
     pub role: Role,
     /// The socket.
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// The other end.
     pub addr: SocketAddr,
     /// Unconsumed input.
@@ -234,7 +308,7 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted or connecting socket.
-    pub fn new(stream: TcpStream, addr: SocketAddr, role: Role) -> Conn {
+    pub fn new(stream: Stream, addr: SocketAddr, role: Role) -> Conn {
         Conn {
             role,
             stream,
@@ -246,6 +320,51 @@ impl Conn {
             unread: false,
             on_flush_list: false,
             held: None,
+        }
+    }
+
+    /// Reads into the input: [`InBuf::fill`], trusting a short read (if
+    /// `trust_short_read`) on a plain socket; a TLS stream makes that check
+    /// itself, on its socket reads ([`TlsStream::begin_fill`]).
+    pub fn fill(&mut self, limit: usize, trust_short_read: bool) -> io::Result<Fill> {
+        let plain = match &mut self.stream {
+            Stream::Plain(_) => true,
+            Stream::Tls(t) => {
+                t.begin_fill(trust_short_read);
+                false
+            }
+        };
+        self.input.fill(&mut self.stream, limit, trust_short_read && plain)
+    }
+
+    /// Writes the output, then whatever TLS bytes are still pending (a
+    /// handshake flight, say, with no reply behind it).
+    pub fn flush(&mut self) -> io::Result<usize> {
+        let n = self.output.flush(&mut self.stream)?;
+        if let Stream::Tls(t) = &mut self.stream {
+            t.send_pending()?;
+        }
+        Ok(n)
+    }
+
+    /// Whether anything waits to be written: replies, or TLS bytes.
+    pub fn has_output(&self) -> bool {
+        !self.output.is_empty() || self.stream.wants_write()
+    }
+
+    /// The connection will close without writing what it holds.
+    pub fn discard_output(&mut self) {
+        self.output.truncate_unwritten(0);
+        if let Stream::Tls(t) = &mut self.stream {
+            t.abandon();
+        }
+    }
+
+    /// Just before the socket closes: a TLS session sends close_notify
+    /// (one try).
+    pub fn close(&mut self) {
+        if let Stream::Tls(t) = &mut self.stream {
+            t.close();
         }
     }
 }

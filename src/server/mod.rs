@@ -27,9 +27,18 @@
 //!    of this batch can reach a reused slab slot);
 //!    f. [`Node::advance`]: compactions finished or started, tombstones
 //!    swept; it says when it next needs a turn.
+//!
+//! # TLS
+//! A connection accepted on a TLS listener (`--tls-port`, or the port
+//! itself under `--tls-only`), or a peer link under `--tls-replication`,
+//! has a [`tls::TlsStream`] for its socket; the steps above are the same.
+//! Its handshake is driven by its reads and flushes, and one not done by
+//! its deadline is closed at step 4 (before the flush), the poll timeout
+//! being the earlier of the node's and the next handshake deadline.
 
 pub mod conn;
 mod os;
+pub mod tls;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -42,13 +51,16 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use self::conn::{Conn, Role};
+use self::conn::{Conn, Role, Stream};
+use self::tls::Tls;
 use crate::config::Config;
 use crate::node::{Commit, Node, Ready, Session, unix_now};
 use crate::repl::Fed;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+/// The `--tls-port` listener.
+const TLS_LISTENER: Token = Token(usize::MAX - 3);
 
 /// Bytes read from one connection per event before others get a turn.
 const READ_BUDGET: usize = 1 << 20;
@@ -58,6 +70,10 @@ pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
+    /// The `--tls-port` listener, and its address.
+    tls_listener: Option<(TcpListener, SocketAddr)>,
+    /// TLS configurations and handshake deadlines, if TLS is on.
+    tls: Option<Tls>,
     signals: Signals,
     conns: Slab<Conn>,
     node: Node,
@@ -85,16 +101,22 @@ impl Server {
     /// Binds, replays the log, and gets ready to run. Errors are messages
     /// for a person: what failed and where.
     pub fn start(mut cfg: Config) -> Result<Server, String> {
+        let tls = Tls::load(&cfg.tls, &cfg.peer_names)?;
         let listener = TcpListener::bind(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
         let local_addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let mut tls_listener = tls::bind_listener(cfg.tls.listen)?;
         // With port 0, the data directory and the id follow the port it got.
         let id = cfg.listening_on(local_addr.port())?;
+        let over = if cfg.tls.only { " over TLS" } else { "" };
         let now = Instant::now();
         let (node, replay) = Node::open(cfg, id, now)?;
         log::info!(
-            "kvstore-server node {id} listening on {local_addr} (text protocol and RESP); data in {}",
+            "kvstore-server node {id} listening on {local_addr} (text protocol and RESP{over}); data in {}",
             node.log().path().display()
         );
+        if let Some((_, addr)) = &tls_listener {
+            log::info!("TLS listening on {addr} (text protocol and RESP)");
+        }
         log::info!(
             "replayed {} records ({} bytes) in {:.3}s: {} keys{}",
             replay.records,
@@ -118,6 +140,11 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("cannot register the listener: {e}"))?;
+        if let Some((l, _)) = &mut tls_listener {
+            poll.registry()
+                .register(l, TLS_LISTENER, Interest::READABLE)
+                .map_err(|e| format!("cannot register the TLS listener: {e}"))?;
+        }
         let mut signals =
             Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("cannot install signal handlers: {e}"))?;
         poll.registry()
@@ -129,6 +156,8 @@ impl Server {
             poll,
             listener: Some(listener),
             local_addr,
+            tls_listener,
+            tls,
             signals,
             conns: Slab::new(),
             links: vec![None; node.links()],
@@ -163,7 +192,7 @@ impl Server {
             self.node.set_time(Instant::now(), unix_now());
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
+                    LISTENER | TLS_LISTENER => self.accept(ev.token()),
                     SIGNALS => {
                         for sig in self.signals.pending() {
                             log::info!("received signal {sig}: shutting down");
@@ -183,12 +212,24 @@ impl Server {
         if !self.resume.is_empty() {
             return Some(Duration::ZERO);
         }
-        self.wakeup.map(|t| t.saturating_duration_since(Instant::now()))
+        let handshake = self.tls.as_ref().and_then(Tls::next_deadline);
+        let wakeup = match (self.wakeup, handshake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        wakeup.map(|t| t.saturating_duration_since(Instant::now()))
     }
 
-    fn accept(&mut self) {
+    /// Accepts what waits on the listener of `token`: the port's, TLS under
+    /// `--tls-only`, or `--tls-port`'s.
+    fn accept(&mut self, token: Token) {
+        let tls = token == TLS_LISTENER || self.node.cfg().tls.only;
         loop {
-            let Some(listener) = &self.listener else { return };
+            let listener = match token {
+                TLS_LISTENER => self.tls_listener.as_ref().map(|(l, _)| l),
+                _ => self.listener.as_ref(),
+            };
+            let Some(listener) = listener else { return };
             match listener.accept() {
                 Ok((mut stream, addr)) => {
                     if !self.node.admit_client(addr) {
@@ -204,6 +245,16 @@ impl Server {
                         log::warn!("cannot register {addr}: {e}");
                         continue;
                     }
+                    let stream = match &mut self.tls {
+                        Some(t) if tls => match t.accept(stream, token.0, Instant::now()) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                log::warn!("cannot start TLS with {addr}: {e}");
+                                continue;
+                            }
+                        },
+                        _ => Stream::Plain(stream),
+                    };
                     let session = Session::new(self.next_session_id);
                     self.next_session_id += 1;
                     entry.insert(Conn::new(stream, addr, Role::Client(session)));
@@ -240,7 +291,7 @@ impl Server {
     fn queue_flush(&mut self, id: usize) {
         if let Some(conn) = self.conns.get_mut(id)
             && !conn.on_flush_list
-            && !conn.output.is_empty()
+            && conn.has_output()
         {
             conn.on_flush_list = true;
             self.flush.push(id);
@@ -250,7 +301,7 @@ impl Server {
     fn close_later(&mut self, id: usize, discard_output: bool) {
         if let Some(conn) = self.conns.get_mut(id) {
             if discard_output {
-                conn.output.truncate_unwritten(0);
+                conn.discard_output();
             }
             conn.closing = true;
             self.closing.push(id);
@@ -277,7 +328,7 @@ impl Server {
         }
         // What is left is at most one unfinished request: read on.
         let limit = (conn.input.len() + READ_BUDGET).min(max_request + 1);
-        match conn.input.fill(&mut conn.stream, limit, trust_short_read) {
+        match conn.fill(limit, trust_short_read) {
             Err(e) => {
                 log::debug!("{}: read failed: {e}", conn.addr);
                 self.close_later(id, true);
@@ -362,6 +413,7 @@ impl Server {
         self.node.before_sleep(now, &mut self.ready);
         self.settle_commit();
         self.drive_links(now);
+        self.close_stalled_handshakes(now);
         self.flush_all();
         self.reap();
         self.wakeup = self.node.advance(now);
@@ -425,6 +477,15 @@ impl Server {
                     self.node.link_failed(li, now, &e.to_string());
                     return;
                 }
+                // Under --tls-replication the ClientHello waits in rustls
+                // until the connect completes and the link is flushed.
+                let stream = match &mut self.tls {
+                    Some(tls) => match tls.connect(Stream::Plain(stream), &self.node.repl().links[li].name, id, now) {
+                        Ok(s) => s,
+                        Err(e) => return self.node.link_failed(li, now, &e),
+                    },
+                    None => Stream::Plain(stream),
+                };
                 entry.insert(Conn::new(stream, addr, Role::Link { index: li, connecting: true }));
                 self.links[li] = Some(id);
             }
@@ -452,9 +513,9 @@ impl Server {
             if !(ev.is_writable() || ev.is_error() || ev.is_read_closed() || ev.is_write_closed()) {
                 return;
             }
-            let failure = match conn.stream.take_error() {
+            let failure = match conn.stream.tcp().take_error() {
                 Ok(Some(e)) | Err(e) => Some(e.to_string()),
-                Ok(None) => match conn.stream.peer_addr() {
+                Ok(None) => match conn.stream.tcp().peer_addr() {
                     Ok(_) => None,
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet: spurious
                     Err(e) => Some(e.to_string()),
@@ -464,7 +525,7 @@ impl Server {
                 self.drop_link(li, id, Some(&why));
                 return;
             }
-            let _ = conn.stream.set_nodelay(true);
+            let _ = conn.stream.tcp().set_nodelay(true);
             conn.role = Role::Link { index: li, connecting: false };
             self.node.link_connected(li, &mut conn.output.data);
         }
@@ -487,7 +548,7 @@ impl Server {
         if conn.closing {
             return;
         }
-        let f = match conn.input.fill(&mut conn.stream, READ_BUDGET, trust_short_read) {
+        let f = match conn.fill(READ_BUDGET, trust_short_read) {
             Ok(f) => f,
             Err(e) => return self.drop_link(li, id, Some(&e.to_string())),
         };
@@ -515,7 +576,7 @@ impl Server {
                 Role::Link { index, .. } if self.links[index] == Some(id) => Some(index),
                 _ => None,
             };
-            if let Err(e) = conn.output.flush(&mut conn.stream) {
+            if let Err(e) = conn.flush() {
                 log::debug!("{}: write failed: {e}", conn.addr);
                 match link {
                     Some(li) => self.drop_link(li, id, Some(&e.to_string())),
@@ -526,7 +587,7 @@ impl Server {
             if let Some(li) = link {
                 self.node.link_queued(li, conn.output.len());
             }
-            if conn.closing && conn.output.is_empty() {
+            if conn.closing && !conn.has_output() {
                 self.closing.push(id);
             }
             if conn.paused && conn.output.len() < soft {
@@ -551,13 +612,14 @@ impl Server {
             if !conn.closing {
                 continue;
             }
-            if !conn.output.is_empty() {
+            if conn.has_output() {
                 // Still writing a last reply (QUIT, an error): a WRITABLE
                 // event will flush it and put it back on the list.
                 continue;
             }
             let mut conn = self.conns.remove(id);
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            conn.close();
+            let _ = self.poll.registry().deregister(conn.stream.tcp_mut());
             match conn.role {
                 Role::Client(_) => self.node.client_closed(),
                 Role::Link { index, .. } if self.links[index] == Some(id) => {
@@ -577,9 +639,13 @@ impl Server {
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
+        if let Some((mut l, _)) = self.tls_listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
         // Replies already computed go out if the sockets take them now.
         for (_, conn) in self.conns.iter_mut() {
-            let _ = conn.output.flush(&mut conn.stream);
+            let _ = conn.flush();
+            conn.close();
         }
         self.node.shutdown()
     }
