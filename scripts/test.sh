@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs kvstore's tests. The integration tests drive the real server with
 # real Redis clients, so this first installs what is missing: redis-tools
-# (redis-cli, redis-benchmark) from Debian's packages and redis-py from PyPI.
+# (redis-cli, redis-benchmark), redis-server and openssl from Debian's packages,
+# and redis-py from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v openssl >/dev/null || need_apt+=(openssl)   # the TLS tests drive openssl s_client
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "installing ${need_apt[*]} (apt-get)" >&2
