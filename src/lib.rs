@@ -30,7 +30,8 @@
 //!   ([`repl::receiver`]).
 //! - [`server`]: only sockets. The mio reactor, the order of one loop
 //!   iteration (see its docs), connections and their buffers
-//!   ([`server::conn`]) in one slab.
+//!   ([`server::conn`]) in one slab, TLS ([`server::tls`]: rustls inside the
+//!   same loop).
 //! - `src/bin/`: `kvstore-server`, and `kvstore-bench/`, the load generator.
 //!
 //! The reactor and a test-only in-memory cluster (`node::sim`, seeded random
