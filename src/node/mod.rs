@@ -32,6 +32,7 @@
 //! the log in the same step ([`mod@write`]), and its reply waits in the
 //! connection's output until [`Node::before_sleep`] has committed the log.
 
+pub mod clients;
 pub mod cmd;
 mod compaction;
 pub mod pipeline;
@@ -43,6 +44,7 @@ pub mod write;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use self::clients::{Clients, Target};
 use self::compaction::Compaction;
 use self::pipeline::Lookahead;
 pub use self::pipeline::Processed;
@@ -81,6 +83,9 @@ pub struct Ready {
     /// Peer links whose connections to open now: report
     /// [`Node::link_connected`] or [`Node::link_failed`].
     pub connect: Vec<usize>,
+    /// Blocked clients (WAIT, SAVE) whose answer is ready: append it with
+    /// [`Node::finish_blocked`], then resume processing their input.
+    pub unblocked: Vec<Target>,
 }
 
 /// The node. See the module docs.
@@ -103,6 +108,8 @@ pub struct Node {
     log_down: Option<(Instant, String)>,
     compaction: Option<Compaction>,
     next_sweep: Instant,
+    /// Every client connection, and what to do with them (see [`clients`]).
+    clients: Clients,
     /// Reused by [`Node::process`]: the arguments of the request at hand ...
     argv: Argv,
     /// ... and the requests its look-ahead already parsed.
@@ -129,7 +136,14 @@ impl Node {
         store.set_journaling(true);
         store.sweep_fresh_tombstones();
         repl.committed();
-        let stats = Stats { replayed: (replay.records, replay.elapsed), ..Stats::default() };
+        let stats = Stats {
+            replayed: (replay.records, replay.elapsed),
+            last_save: stamp,
+            last_rewrite_ok: true,
+            started_unix_us: stats::unix_micros_now(),
+            run_id: stats::run_id(),
+            ..Stats::default()
+        };
         let node = Node {
             cfg,
             id,
@@ -144,6 +158,7 @@ impl Node {
             log_down: None,
             compaction: None,
             next_sweep: now + SWEEP_EVERY,
+            clients: Clients::default(),
             argv: Argv::new(),
             ahead: Lookahead::default(),
         };
@@ -166,6 +181,8 @@ impl Node {
         self.compaction_step();
         ready.commit = self.commit_log();
         self.repl.before_sleep(now, &mut ready.connect);
+        self.settle_blocked(now, &mut ready.unblocked);
+        self.sample_rates(now);
     }
 
     /// After [`Node::before_sleep`], for each peer link with a connection:
@@ -204,6 +221,9 @@ impl Node {
         }
         let mut deadline = self.next_sweep;
         if let Some(d) = self.repl.deadline() {
+            deadline = deadline.min(d);
+        }
+        if let Some(d) = self.blocked_deadline() {
             deadline = deadline.min(d);
         }
         if self.compaction.is_some() {
@@ -251,30 +271,6 @@ impl Node {
     /// How many peer links there are (link indices are `0..links()`).
     pub fn links(&self) -> usize {
         self.repl.links.len()
-    }
-
-    // ---------------------------------------------------------- clients
-
-    /// A client connected (for the counters and the connection limit).
-    pub fn client_connected(&mut self) {
-        self.stats.connected += 1;
-        self.stats.total_connections += 1;
-    }
-
-    /// A client's connection closed.
-    pub fn client_closed(&mut self) {
-        self.stats.connected -= 1;
-    }
-
-    /// Whether the client at `addr` may connect (`--max-clients`); a
-    /// refusal is counted and logged.
-    pub fn admit_client(&mut self, addr: std::net::SocketAddr) -> bool {
-        if self.stats.connected < self.cfg.max_clients {
-            return true;
-        }
-        self.stats.rejected_connections += 1;
-        log::warn!("refused {addr}: {} clients connected (--max-clients)", self.stats.connected);
-        false
     }
 
     // -------------------------------------------------------- accessors

@@ -17,7 +17,10 @@
 //!    (with its fsync under `--fsync always`);
 //!    b. the commit's outcome: the replies that waited for it are released
 //!    (a reply never leaves for a write the log does not have), or, if it
-//!    failed, replaced by errors and their connections closed;
+//!    failed, replaced by errors and their connections closed; then the
+//!    answers of blocked clients that are ready (WAIT, SAVE) are appended
+//!    and those clients resumed, and the iteration's MONITOR lines appended
+//!    to every monitor (one over the output hard limit is disconnected);
 //!    c. peer connections opened as the node asks, and every link's
 //!    connection fed ([`Node::feed_link`]: the logged writes, a catch-up
 //!    chunk), or dropped when its queue is over the limit;
@@ -33,6 +36,7 @@ mod os;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
@@ -44,7 +48,8 @@ use slab::Slab;
 
 use self::conn::{Conn, Role};
 use crate::config::Config;
-use crate::node::{Commit, Node, Ready, Session, unix_now};
+use crate::node::clients::Buffers;
+use crate::node::{Commit, Node, Ready, unix_now};
 use crate::repl::Fed;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -75,7 +80,9 @@ pub struct Server {
     resuming: Vec<usize>,
     /// Connections to close in `before_sleep`.
     closing: Vec<usize>,
-    next_session_id: u64,
+    /// The client count the open-file limit was last raised for
+    /// (`maxclients` can grow at run time).
+    fd_limit_for: usize,
     /// When the node next needs a turn with no event (see [`Node::advance`]).
     wakeup: Option<Instant>,
     stop: bool,
@@ -88,6 +95,8 @@ impl Server {
         let listener = TcpListener::bind(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
         let local_addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
         let id = cfg.id.unwrap_or(local_addr.port());
+        // The port the OS picked, for INFO and CONFIG GET port.
+        let cfg = Config { listen: local_addr, ..cfg };
         let now = Instant::now();
         let (node, replay) = Node::open(cfg, id, now)?;
         log::info!(
@@ -124,6 +133,7 @@ impl Server {
             .map_err(|e| format!("cannot register signals: {e}"))?;
         os::ignore_sigxfsz();
         os::raise_fd_limit(cfg.max_clients);
+        let fd_limit_for = cfg.max_clients;
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -137,7 +147,7 @@ impl Server {
             resume: Vec::new(),
             resuming: Vec::new(),
             closing: Vec::new(),
-            next_session_id: 1,
+            fd_limit_for,
             wakeup: Some(now),
             stop: false,
         })
@@ -146,6 +156,12 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Gives the node a way to read the allocator's memory figures for
+    /// INFO (the library does not know which allocator the binary uses).
+    pub fn set_memory_probe(&mut self, probe: crate::node::stats::MemoryProbe) {
+        self.node.set_memory_probe(probe);
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down cleanly.
@@ -203,10 +219,15 @@ impl Server {
                         log::warn!("cannot register {addr}: {e}");
                         continue;
                     }
-                    let session = Session::new(self.next_session_id);
-                    self.next_session_id += 1;
+                    // Bound to one address, every connection arrives there;
+                    // bound to all, ask which.
+                    let laddr = if self.local_addr.ip().is_unspecified() {
+                        stream.local_addr().unwrap_or(self.local_addr)
+                    } else {
+                        self.local_addr
+                    };
+                    let session = self.node.client_connected(token.0, addr, laddr, stream.as_raw_fd());
                     entry.insert(Conn::new(stream, addr, Role::Client(session)));
-                    self.node.client_connected();
                     log::debug!("accepted {addr}");
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -274,6 +295,12 @@ impl Server {
             conn.unread = true;
             return;
         }
+        // A blocked connection is read on (its requests wait in its input)
+        // so that its hanging up is seen; not past the request limit.
+        if conn.blocked && conn.input.len() > max_request {
+            conn.unread = true;
+            return;
+        }
         // What is left is at most one unfinished request: read on.
         let limit = (conn.input.len() + READ_BUDGET).min(max_request + 1);
         match conn.input.fill(&mut conn.stream, limit, trust_short_read) {
@@ -283,12 +310,13 @@ impl Server {
             }
             Ok(f) => {
                 conn.unread = !f.blocked && !f.eof;
+                self.node.count_input(f.got, false);
                 self.process(id);
                 let Some(conn) = self.conns.get_mut(id) else { return };
                 if f.eof {
                     log::debug!("{}: closed by the client", conn.addr);
                     self.close_later(id, false);
-                } else if conn.unread && !conn.paused && !conn.closing {
+                } else if conn.unread && !conn.paused && !conn.closing && !conn.blocked {
                     self.resume.push(id);
                 }
             }
@@ -299,15 +327,22 @@ impl Server {
     fn process(&mut self, id: usize) {
         let Server { conns, node, .. } = self;
         let Some(conn) = conns.get_mut(id) else { return };
+        if conn.blocked {
+            return;
+        }
         let Conn { role: Role::Client(session), input, output, .. } = conn else { return };
         let written = output.written();
         let p = node.process(session, input.pending(), &mut output.data, written);
         input.consume(p.consumed);
         input.release_if_empty();
+        let buffers =
+            Buffers { qbuf: input.len(), qbuf_cap: input.capacity(), obuf: output.len(), obuf_cap: output.capacity() };
+        node.client_seen(session, buffers);
         if conn.held.is_none() {
             conn.held = p.held;
         }
         conn.paused |= p.paused;
+        conn.blocked |= p.blocked;
         if let Some(e) = &p.error {
             log::debug!("{}: protocol error, closing: {e}", conn.addr);
         }
@@ -319,6 +354,69 @@ impl Server {
             self.close_later(id, hard_limit);
         }
         self.queue_flush(id);
+        if self.node.has_kills() {
+            self.close_killed();
+        }
+    }
+
+    /// Closes the connections the node says to (CLIENT KILL), at once, so
+    /// that none of them runs another command.
+    fn close_killed(&mut self) {
+        for k in self.node.take_kills() {
+            let Some(conn) = self.conns.get(k.target.conn) else { continue };
+            if matches!(&conn.role, Role::Client(s) if s.id == k.target.id) {
+                self.close_later(k.target.conn, !k.flush);
+            }
+        }
+    }
+
+    /// Appends the answers of the blocked clients the node has them for,
+    /// and puts those clients back to work on their input.
+    fn unblock_clients(&mut self) {
+        let list = std::mem::take(&mut self.ready.unblocked);
+        for t in &list {
+            let Some(conn) = self.conns.get_mut(t.conn) else { continue };
+            let Conn { role: Role::Client(session), output, .. } = conn else { continue };
+            if session.id != t.id {
+                continue;
+            }
+            self.node.finish_blocked(session, &mut output.data);
+            conn.blocked = false;
+            if !conn.closing && (!conn.input.is_empty() || conn.unread) {
+                self.resume.push(t.conn);
+            }
+            self.queue_flush(t.conn);
+        }
+        self.ready.unblocked = list;
+    }
+
+    /// Appends the iteration's MONITOR lines to every monitor's output; one
+    /// that is over the output hard limit (it does not read) is
+    /// disconnected.
+    fn feed_monitors(&mut self) {
+        let Server { node, conns, flush, closing, .. } = self;
+        let (feed, monitors) = node.monitor_feed();
+        if feed.is_empty() {
+            return;
+        }
+        let hard = node.cfg().output_hard_limit;
+        for t in monitors {
+            let Some(conn) = conns.get_mut(t.conn) else { continue };
+            if conn.closing || !matches!(&conn.role, Role::Client(s) if s.id == t.id) {
+                continue;
+            }
+            conn.output.data.extend_from_slice(feed);
+            if conn.output.len() > hard {
+                log::warn!("{}: MONITOR output over the output hard limit, disconnecting", conn.addr);
+                conn.output.truncate_unwritten(0);
+                conn.closing = true;
+                closing.push(t.conn);
+            } else if !conn.on_flush_list {
+                conn.on_flush_list = true;
+                flush.push(t.conn);
+            }
+        }
+        node.monitor_fed();
     }
 
     fn resume_connections(&mut self) {
@@ -332,7 +430,7 @@ impl Server {
                 self.read_link(id, index, false);
                 continue;
             }
-            if conn.closing || conn.paused {
+            if conn.closing || conn.paused || conn.blocked {
                 continue;
             }
             if !conn.input.is_empty() {
@@ -353,6 +451,17 @@ impl Server {
         let now = Instant::now();
         self.node.before_sleep(now, &mut self.ready);
         self.settle_commit();
+        self.unblock_clients();
+        self.feed_monitors();
+        if self.node.has_kills() {
+            self.close_killed();
+        }
+        let max_clients = self.node.cfg().max_clients;
+        if max_clients > self.fd_limit_for {
+            // CONFIG SET maxclients raised it.
+            os::raise_fd_limit(max_clients);
+            self.fd_limit_for = max_clients;
+        }
         self.drive_links(now);
         self.flush_all();
         self.reap();
@@ -483,6 +592,7 @@ impl Server {
             Ok(f) => f,
             Err(e) => return self.drop_link(li, id, Some(&e.to_string())),
         };
+        self.node.count_input(f.got, true);
         match self.node.link_input(li, conn.input.pending(), &mut conn.output.data, Instant::now()) {
             Ok(used) => conn.input.consume(used),
             Err(_) => return self.drop_link(li, id, None),
@@ -507,13 +617,16 @@ impl Server {
                 Role::Link { index, .. } if self.links[index] == Some(id) => Some(index),
                 _ => None,
             };
-            if let Err(e) = conn.output.flush(&mut conn.stream) {
-                log::debug!("{}: write failed: {e}", conn.addr);
-                match link {
-                    Some(li) => self.drop_link(li, id, Some(&e.to_string())),
-                    None => self.close_later(id, true),
+            match conn.output.flush(&mut conn.stream) {
+                Ok(n) => self.node.count_output(n, matches!(conn.role, Role::Link { .. })),
+                Err(e) => {
+                    log::debug!("{}: write failed: {e}", conn.addr);
+                    match link {
+                        Some(li) => self.drop_link(li, id, Some(&e.to_string())),
+                        None => self.close_later(id, true),
+                    }
+                    continue;
                 }
-                continue;
             }
             if let Some(li) = link {
                 self.node.link_queued(li, conn.output.len());
@@ -551,7 +664,7 @@ impl Server {
             let mut conn = self.conns.remove(id);
             let _ = self.poll.registry().deregister(&mut conn.stream);
             match conn.role {
-                Role::Client(_) => self.node.client_closed(),
+                Role::Client(session) => self.node.client_closed(&session),
                 Role::Link { index, .. } if self.links[index] == Some(id) => {
                     self.links[index] = None;
                     self.node.link_failed(index, Instant::now(), "closed");
