@@ -63,7 +63,8 @@ pub struct Buffers {
     pub qbuf: usize,
     /// The input buffer's size.
     pub qbuf_cap: usize,
-    /// Output bytes not yet written.
+    /// Output bytes not yet written from earlier iterations (the replies of
+    /// the batch at hand are written at the end of the iteration).
     pub obuf: usize,
     /// The output buffer's size.
     pub obuf_cap: usize,
@@ -476,14 +477,17 @@ impl Node {
         }
     }
 
-    /// The earliest WAIT deadline, for [`Node::advance`].
+    /// When a blocked client next needs a look, for [`Node::advance`]: the
+    /// earliest WAIT deadline, or now for a SAVE whose compaction has just
+    /// ended (the next [`Node::before_sleep`] answers it).
     pub(super) fn blocked_deadline(&self) -> Option<Instant> {
+        let ended = self.stats.rewrites_ended;
         self.clients
             .waiters
             .iter()
             .filter_map(|w| match w.block {
                 Block::Wait { deadline, .. } => deadline,
-                Block::Save { .. } => None,
+                Block::Save { ended: before } => (ended > before).then_some(self.now),
             })
             .min()
     }

@@ -332,11 +332,14 @@ impl Server {
         }
         let Conn { role: Role::Client(session), input, output, .. } = conn else { return };
         let written = output.written();
+        // What is still unwritten from earlier iterations (a client's
+        // backlog); this batch's replies go out at the end of the iteration.
+        let backlog = output.len();
         let p = node.process(session, input.pending(), &mut output.data, written);
         input.consume(p.consumed);
         input.release_if_empty();
         let buffers =
-            Buffers { qbuf: input.len(), qbuf_cap: input.capacity(), obuf: output.len(), obuf_cap: output.capacity() };
+            Buffers { qbuf: input.len(), qbuf_cap: input.capacity(), obuf: backlog, obuf_cap: output.capacity() };
         node.client_seen(session, buffers);
         if conn.held.is_none() {
             conn.held = p.held;
