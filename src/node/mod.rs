@@ -7,10 +7,16 @@
 //! - [`Node::process`] takes a connection's input and its [`Session`] and
 //!   appends the replies to its output: parse, execute, reply, for every
 //!   complete request ([`pipeline`]); one request is [`Node::handle`];
+//! - the driver registers each client connection ([`Node::client_connected`],
+//!   which gives its [`Session`]), reports after each batch what it needs
+//!   for CLIENT LIST ([`Node::client_seen`]) and closes the connections the
+//!   node names ([`Node::take_kills`], CLIENT KILL); see [`clients`];
 //! - [`Node::before_sleep`] ends a loop iteration: a compaction chunk, then
 //!   the log commit. Its [`Ready`] says what the commit did (so the driver
-//!   releases or retracts the replies that waited for it) and which peer
-//!   connections to open;
+//!   releases or retracts the replies that waited for it), which peer
+//!   connections to open, and which blocked clients (WAIT, SAVE) have
+//!   their answer; the driver then appends the iteration's MONITOR lines
+//!   ([`Node::monitor_feed`]);
 //! - then [`Node::feed_link`] appends to each peer connection's output what
 //!   the peer gets (the iteration's writes, now logged; a catch-up chunk),
 //!   or says to drop it;
@@ -23,8 +29,10 @@
 //! Like replies, a peer's bytes are appended to the output buffer the
 //! driver lends: the node never holds a copy of them.
 //!
-//! The node does no network I/O and reads no clock: time comes in through
-//! [`Node::set_time`] and the `now` arguments. Its storage is the log file
+//! The node does no network I/O and reads no clock but once at start (the
+//! wall clock, which TIME and MONITOR follow with the monotonic time):
+//! time comes in through [`Node::set_time`] and the `now` arguments. INFO
+//! reads the process's figures (`/proc`, `getrusage`) when asked. Its storage is the log file
 //! (whose fsync and compaction helpers run on their own threads, see
 //! [`crate::storage::log`]).
 //!

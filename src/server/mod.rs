@@ -379,13 +379,13 @@ impl Server {
         let list = std::mem::take(&mut self.ready.unblocked);
         for t in &list {
             let Some(conn) = self.conns.get_mut(t.conn) else { continue };
-            let Conn { role: Role::Client(session), output, .. } = conn else { continue };
-            if session.id != t.id {
-                continue;
+            let Conn { role: Role::Client(session), output, closing, .. } = conn else { continue };
+            if session.id != t.id || *closing {
+                continue; // a failed log commit is closing it: no answer after the error
             }
             self.node.finish_blocked(session, &mut output.data);
             conn.blocked = false;
-            if !conn.closing && (!conn.input.is_empty() || conn.unread) {
+            if !conn.input.is_empty() || conn.unread {
                 self.resume.push(t.conn);
             }
             self.queue_flush(t.conn);
