@@ -497,3 +497,168 @@ impl Node {
         &self.clients
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Args, Config};
+    use crate::node::Ready;
+
+    /// A node in a fresh directory (removed when the guard drops).
+    struct TestNode {
+        node: Node,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for TestNode {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn node(now: Instant) -> TestNode {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("kvstore-clients-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = dir.display().to_string();
+        let args: Args = argh::FromArgs::from_args(&["kvstore-server"], &["0", "--dir", &d, "--fsync", "no"]).unwrap();
+        let (node, _) = Node::open(Config::from_args(args).unwrap(), 1, now).unwrap();
+        TestNode { node, dir }
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// Runs one RESP request for `s` and returns the output and what
+    /// processing said.
+    fn run(node: &mut Node, s: &mut Session, args: &[&str]) -> (String, crate::node::Processed) {
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        let mut out = Vec::new();
+        let p = node.process(s, req.as_bytes(), &mut out, 0);
+        (String::from_utf8_lossy(&out).into_owned(), p)
+    }
+
+    #[test]
+    fn a_kill_is_asked_of_the_driver_and_the_killed_leave_the_listings() {
+        let t0 = Instant::now();
+        let mut t = node(t0);
+        let n = &mut t.node;
+        let a = n.client_connected(10, addr(5000), addr(6379), 7);
+        let mut b = n.client_connected(11, addr(5001), addr(6379), 8);
+        assert!(a.id != b.id && a.id > 0);
+        let victim = a.id.to_string();
+        assert_eq!(run(n, &mut b, &["CLIENT", "KILL", "ID", &victim]).0, ":1\r\n");
+        let kills = n.take_kills();
+        assert_eq!(kills, [Kill { target: Target { conn: 10, id: a.id }, flush: false }]);
+        assert!(!n.has_kills());
+        let (list, _) = run(n, &mut b, &["CLIENT", "LIST"]);
+        assert!(list.contains(&format!("id={} addr=127.0.0.1:5001", b.id)) && !list.contains("5000"), "{list}");
+        // Killing oneself: the reply first, then the connection closes.
+        let me = b.id.to_string();
+        let (out, p) = run(n, &mut b, &["CLIENT", "KILL", "ID", &me, "SKIPME", "no"]);
+        assert_eq!(out, ":1\r\n");
+        assert!(p.close);
+        assert_eq!(n.take_kills(), [Kill { target: Target { conn: 11, id: b.id }, flush: true }]);
+        n.client_closed(&a);
+        n.client_closed(&b);
+        assert_eq!((n.clients().iter().count(), n.stats.connected), (0, 0));
+        // A session the registry never saw finds nothing, and breaks nothing.
+        let mut stray = Session::default();
+        assert_eq!(run(n, &mut stray, &["CLIENT", "GETNAME"]).0, "$-1\r\n");
+    }
+
+    #[test]
+    fn monitor_lines_are_made_only_while_someone_monitors() {
+        let t0 = Instant::now();
+        let mut t = node(t0);
+        let n = &mut t.node;
+        let mut a = n.client_connected(1, addr(5000), addr(6379), 7);
+        let mut m = n.client_connected(2, addr(5001), addr(6379), 8);
+        run(n, &mut a, &["SET", "k", "v"]);
+        assert!(n.monitor_feed().0.is_empty());
+        assert_eq!(run(n, &mut m, &["MONITOR"]).0, "+OK\r\n");
+        assert_eq!(run(n, &mut m, &["MONITOR"]).0, "", "already monitoring: no reply, as in Redis");
+        run(n, &mut a, &["SET", "k", "v w"]);
+        run(n, &mut a, &["CONFIG", "GET", "maxclients"]);
+        run(n, &mut a, &["CLIENT", "ID"]);
+        let (feed, to) = n.monitor_feed();
+        let feed = String::from_utf8_lossy(feed).into_owned();
+        assert_eq!(to.collect::<Vec<_>>(), [Target { conn: 2, id: m.id }]);
+        let lines: Vec<&str> = feed.lines().collect();
+        assert_eq!(lines.len(), 2, "CONFIG is an admin command: not shown\n{feed}");
+        assert!(lines[0].starts_with('+') && lines[0].ends_with(r#"[0 127.0.0.1:5000] "SET" "k" "v w""#), "{feed}");
+        assert!(lines[1].ends_with(r#""CLIENT" "ID""#), "{feed}");
+        n.monitor_fed();
+        assert!(n.monitor_feed().0.is_empty());
+        assert_eq!(run(n, &mut m, &["RESET"]).0, "+RESET\r\n");
+        assert_eq!(n.clients().monitoring(), 0);
+    }
+
+    #[test]
+    fn wait_blocks_its_client_until_the_deadline_then_answers_through_ready() {
+        let t0 = Instant::now();
+        let mut t = node(t0);
+        let n = &mut t.node;
+        let mut a = n.client_connected(3, addr(5000), addr(6379), 7);
+        let (out, p) = run(n, &mut a, &["WAIT", "1", "100", "PING"]);
+        assert!(out.starts_with("-ERR wrong number"), "{out}");
+        assert!(!p.blocked);
+        let mut req = Vec::new();
+        for args in [&["WAIT", "1", "100"][..], &["PING"]] {
+            req.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for x in args {
+                req.extend_from_slice(format!("${}\r\n{x}\r\n", x.len()).as_bytes());
+            }
+        }
+        let mut out = Vec::new();
+        let p = n.process(&mut a, &req, &mut out, 0);
+        assert!(p.blocked && out.is_empty(), "{p:?} {out:?}");
+        assert!(p.consumed < req.len(), "the PING after it waits");
+        assert_eq!(n.clients().blocked(), 1);
+        let mut ready = Ready::default();
+        n.before_sleep(t0, &mut ready);
+        assert!(ready.unblocked.is_empty());
+        let wake = n.advance(t0).expect("a deadline");
+        assert!(wake <= t0 + Duration::from_millis(100), "the WAIT's deadline wakes the loop");
+        let later = t0 + Duration::from_millis(100);
+        n.set_time(later, crate::node::unix_now());
+        n.before_sleep(later, &mut ready);
+        assert_eq!(ready.unblocked, [Target { conn: 3, id: a.id }]);
+        n.finish_blocked(&a, &mut out);
+        assert_eq!(out, b":0\r\n", "no peer holds the write");
+        assert_eq!(n.clients().blocked(), 0);
+    }
+
+    #[test]
+    fn save_answers_once_its_compaction_has_replaced_the_log() {
+        let t0 = Instant::now();
+        let mut t = node(t0);
+        let n = &mut t.node;
+        let mut a = n.client_connected(4, addr(5000), addr(6379), 7);
+        run(n, &mut a, &["SET", "k", "v"]);
+        let (out, p) = run(n, &mut a, &["SAVE"]);
+        assert!(p.blocked && out.is_empty(), "{out}");
+        // The file switch runs on the log's helper thread: turn the loop
+        // until the answer is ready.
+        let mut ready = Ready::default();
+        let end = Instant::now() + Duration::from_secs(20);
+        while ready.unblocked.is_empty() {
+            assert!(Instant::now() < end, "SAVE never answered");
+            let now = Instant::now();
+            n.before_sleep(now, &mut ready);
+            n.advance(now);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut out = Vec::new();
+        n.finish_blocked(&a, &mut out);
+        assert_eq!(out, b"+OK\r\n");
+        assert_eq!(n.stats.compactions, 1);
+    }
+}
