@@ -224,18 +224,18 @@ impl Clients {
     }
 }
 
-#[cfg(test)]
 impl ClientInfo {
-    /// An entry as [`Node::client_connected`] makes one, at `created`.
-    pub fn for_test(id: u64, addr: &str, laddr: &str, created: Instant) -> ClientInfo {
+    /// A new client's entry: client `id` from `addr` to `laddr` on socket
+    /// `fd`, the driver's connection `conn`, connected at `now`.
+    pub fn new(id: u64, conn: usize, addr: SocketAddr, laddr: SocketAddr, fd: i32, now: Instant) -> ClientInfo {
         ClientInfo {
             id,
-            conn: 0,
-            addr: addr.parse().expect("an address"),
-            laddr: laddr.parse().expect("an address"),
-            fd: -1,
-            created,
-            seen: created,
+            conn,
+            addr,
+            laddr,
+            fd,
+            created: now,
+            seen: now,
             cmd: "",
             multi: None,
             resp3: false,
@@ -287,29 +287,7 @@ impl Node {
         let c = &mut self.clients;
         c.last_id += 1;
         let id = c.last_id;
-        let slot = c.entries.insert(ClientInfo {
-            id,
-            conn,
-            addr,
-            laddr,
-            fd,
-            created: self.now,
-            seen: self.now,
-            cmd: "",
-            multi: None,
-            resp3: false,
-            peer: false,
-            buffers: Buffers::default(),
-            name: None,
-            lib_name: None,
-            lib_ver: None,
-            no_evict: false,
-            no_touch: false,
-            monitor: false,
-            blocked: false,
-            killed: false,
-            answer: None,
-        });
+        let slot = c.entries.insert(ClientInfo::new(id, conn, addr, laddr, fd, self.now));
         Session { id, slot, ..Session::default() }
     }
 

@@ -552,7 +552,7 @@ mod tests {
     #[test]
     fn kill_filters_match_on_every_criterion() {
         let t0 = Instant::now();
-        let e = ClientInfo::for_test(5, "10.0.0.1:4000", "10.0.0.9:6379", t0);
+        let e = ClientInfo::new(5, 0, "10.0.0.1:4000".parse().unwrap(), "10.0.0.9:6379".parse().unwrap(), -1, t0);
         let later = t0 + std::time::Duration::from_secs(100);
         let yes = |s: &str, me: u64| kill_args(s).unwrap().matches(&e, me, later);
         assert!(yes("10.0.0.1:4000", 5), "the old form may kill the caller");
@@ -574,7 +574,8 @@ mod tests {
     #[test]
     fn a_client_line_has_redis_fields_in_order() {
         let t0 = Instant::now();
-        let mut e = ClientInfo::for_test(3, "127.0.0.1:40000", "127.0.0.1:6379", t0);
+        let mut e =
+            ClientInfo::new(3, 0, "127.0.0.1:40000".parse().unwrap(), "127.0.0.1:6379".parse().unwrap(), -1, t0);
         e.name = Some((*b"worker").into());
         e.monitor = true;
         e.cmd = "CLIENT|LIST";
