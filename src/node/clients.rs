@@ -17,7 +17,7 @@
 //! - [`Node::monitor_feed`]: the iteration's MONITOR lines and the
 //!   connections that get them, appended to their output at the end of the
 //!   iteration; [`Node::monitor_fed`] then empties it. With no monitor, a
-//!   command pays one branch for this ([`Node::ran`]).
+//!   command pays one branch for this (`Node::ran`).
 //! - blocked clients (WAIT, SAVE): the handler registers a [`Block`] and
 //!   returns [`Flow::Block`](super::cmd::Flow::Block); the connection
 //!   processes no further input. [`super::Ready::unblocked`] lists those
