@@ -19,11 +19,13 @@
 //!   the [`proto::Dialect`] a request is in: [`proto::text`], [`proto::resp`],
 //!   [`proto::inline`] (Redis inline commands, answered in RESP).
 //! - [`node`]: the socket-free node. [`node::Node`] holds the store, the
-//!   log, the replicator and the counters; it turns a connection's input
-//!   into replies ([`node::pipeline`]), ends a loop iteration with a
-//!   [`node::Ready`] (the log commit, what to do with peer connections) and
-//!   is told what the driver did. [`node::cmd`] is the command table and
-//!   one file per command family; [`node::write`] the write paths.
+//!   log, the replicator, the client registry ([`node::clients`]) and the
+//!   counters; it turns a connection's input into replies
+//!   ([`node::pipeline`]), ends a loop iteration with a [`node::Ready`]
+//!   (the log commit, what to do with peer connections, blocked clients
+//!   whose answer is ready) and is told what the driver did. [`node::cmd`]
+//!   is the command table and one file per command family;
+//!   [`node::write`] the write paths.
 //! - [`repl`]: the replicator, events in and intents out, no I/O: peer
 //!   links ([`repl::link`]), watermarks ([`repl::progress`]), the wire
 //!   format both ways ([`repl::wire`]), the receiving side

@@ -22,6 +22,13 @@ pub(super) struct Compaction {
     started: Instant,
 }
 
+impl Compaction {
+    /// When it began (INFO's `aof_current_rewrite_time_sec`).
+    pub(super) fn started(&self) -> Instant {
+        self.started
+    }
+}
+
 impl Node {
     /// Starts a compaction unless one is under way. Returns whether it started.
     pub fn start_compaction(&mut self) -> Result<bool, String> {
@@ -94,6 +101,7 @@ impl Node {
             log::error!("compaction failed: {e}; the old log stays in use");
             self.log.abort_rewrite();
             self.compaction = None;
+            self.stats.rewrite_ended(false, self.now_secs);
         }
     }
 
@@ -108,6 +116,7 @@ impl Node {
         match result {
             Ok(done) => {
                 self.stats.compactions += 1;
+                self.stats.rewrite_ended(true, self.now_secs);
                 self.stats.last_compaction = Some((done.old_len, done.new_len, took));
                 log::info!(
                     "compaction done in {:.3}s: log {} -> {} bytes",
@@ -116,7 +125,10 @@ impl Node {
                     done.new_len
                 );
             }
-            Err(e) => log::error!("compaction failed: {e}; the old log stays in use"),
+            Err(e) => {
+                log::error!("compaction failed: {e}; the old log stays in use");
+                self.stats.rewrite_ended(false, self.now_secs);
+            }
         }
     }
 }

@@ -7,10 +7,16 @@
 //! - [`Node::process`] takes a connection's input and its [`Session`] and
 //!   appends the replies to its output: parse, execute, reply, for every
 //!   complete request ([`pipeline`]); one request is [`Node::handle`];
+//! - the driver registers each client connection ([`Node::client_connected`],
+//!   which gives its [`Session`]), reports after each batch what it needs
+//!   for CLIENT LIST ([`Node::client_seen`]) and closes the connections the
+//!   node names ([`Node::take_kills`], CLIENT KILL); see [`clients`];
 //! - [`Node::before_sleep`] ends a loop iteration: a compaction chunk, then
 //!   the log commit. Its [`Ready`] says what the commit did (so the driver
-//!   releases or retracts the replies that waited for it) and which peer
-//!   connections to open;
+//!   releases or retracts the replies that waited for it), which peer
+//!   connections to open, and which blocked clients (WAIT, SAVE) have
+//!   their answer; the driver then appends the iteration's MONITOR lines
+//!   ([`Node::monitor_feed`]);
 //! - then [`Node::feed_link`] appends to each peer connection's output what
 //!   the peer gets (the iteration's writes, now logged; a catch-up chunk),
 //!   or says to drop it;
@@ -23,8 +29,10 @@
 //! Like replies, a peer's bytes are appended to the output buffer the
 //! driver lends: the node never holds a copy of them.
 //!
-//! The node does no network I/O and reads no clock: time comes in through
-//! [`Node::set_time`] and the `now` arguments. Its storage is the log file
+//! The node does no network I/O and reads no clock but once at start (the
+//! wall clock, which TIME and MONITOR follow with the monotonic time):
+//! time comes in through [`Node::set_time`] and the `now` arguments. INFO
+//! reads the process's figures (`/proc`, `getrusage`) when asked. Its storage is the log file
 //! (whose fsync and compaction helpers run on their own threads, see
 //! [`crate::storage::log`]).
 //!
@@ -32,6 +40,7 @@
 //! the log in the same step ([`mod@write`]), and its reply waits in the
 //! connection's output until [`Node::before_sleep`] has committed the log.
 
+pub mod clients;
 pub mod cmd;
 mod compaction;
 pub mod pipeline;
@@ -44,6 +53,7 @@ pub mod write;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use self::clients::{Clients, Target};
 use self::compaction::Compaction;
 use self::pipeline::Lookahead;
 pub use self::pipeline::Processed;
@@ -82,6 +92,9 @@ pub struct Ready {
     /// Peer links whose connections to open now: report
     /// [`Node::link_connected`] or [`Node::link_failed`].
     pub connect: Vec<usize>,
+    /// Blocked clients (WAIT, SAVE) whose answer is ready: append it with
+    /// [`Node::finish_blocked`], then resume processing their input.
+    pub unblocked: Vec<Target>,
 }
 
 /// The node. See the module docs.
@@ -104,6 +117,8 @@ pub struct Node {
     log_down: Option<(Instant, String)>,
     compaction: Option<Compaction>,
     next_sweep: Instant,
+    /// Every client connection, and what to do with them (see [`clients`]).
+    clients: Clients,
     /// Reused by [`Node::process`]: the arguments of the request at hand ...
     argv: Argv,
     /// ... and the requests its look-ahead already parsed.
@@ -130,7 +145,14 @@ impl Node {
         store.set_journaling(true);
         store.sweep_fresh_tombstones();
         repl.committed();
-        let stats = Stats { replayed: (replay.records, replay.elapsed), ..Stats::default() };
+        let stats = Stats {
+            replayed: (replay.records, replay.elapsed),
+            last_save: stamp,
+            last_rewrite_ok: true,
+            started_unix_us: stats::unix_micros_now(),
+            run_id: stats::run_id(),
+            ..Stats::default()
+        };
         let node = Node {
             cfg,
             id,
@@ -145,6 +167,7 @@ impl Node {
             log_down: None,
             compaction: None,
             next_sweep: now + SWEEP_EVERY,
+            clients: Clients::default(),
             argv: Argv::new(),
             ahead: Lookahead::default(),
         };
@@ -167,6 +190,8 @@ impl Node {
         self.compaction_step();
         ready.commit = self.commit_log();
         self.repl.before_sleep(now, &mut ready.connect);
+        self.settle_blocked(now, &mut ready.unblocked);
+        self.sample_rates(now);
     }
 
     /// After [`Node::before_sleep`], for each peer link with a connection:
@@ -205,6 +230,9 @@ impl Node {
         }
         let mut deadline = self.next_sweep;
         if let Some(d) = self.repl.deadline() {
+            deadline = deadline.min(d);
+        }
+        if let Some(d) = self.blocked_deadline() {
             deadline = deadline.min(d);
         }
         if self.compaction.is_some() {
@@ -252,30 +280,6 @@ impl Node {
     /// How many peer links there are (link indices are `0..links()`).
     pub fn links(&self) -> usize {
         self.repl.links.len()
-    }
-
-    // ---------------------------------------------------------- clients
-
-    /// A client connected (for the counters and the connection limit).
-    pub fn client_connected(&mut self) {
-        self.stats.connected += 1;
-        self.stats.total_connections += 1;
-    }
-
-    /// A client's connection closed.
-    pub fn client_closed(&mut self) {
-        self.stats.connected -= 1;
-    }
-
-    /// Whether the client at `addr` may connect (`--max-clients`); a
-    /// refusal is counted and logged.
-    pub fn admit_client(&mut self, addr: std::net::SocketAddr) -> bool {
-        if self.stats.connected < self.cfg.max_clients {
-            return true;
-        }
-        self.stats.rejected_connections += 1;
-        log::warn!("refused {addr}: {} clients connected (--max-clients)", self.stats.connected);
-        false
     }
 
     // -------------------------------------------------------- accessors

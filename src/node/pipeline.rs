@@ -32,6 +32,10 @@ pub struct Processed {
     /// The output is over `--output-soft-limit`: process no more of this
     /// connection's input until the output drains.
     pub paused: bool,
+    /// The last request blocked (WAIT, SAVE): process no more of this
+    /// connection's input until the node lists it in
+    /// [`super::Ready::unblocked`].
+    pub blocked: bool,
     /// Offset in the output of the first reply that waits for the log
     /// commit (see [`super::Commit`]), and its dialect.
     pub held: Option<(usize, Dialect)>,
@@ -107,17 +111,21 @@ impl Node {
                     if h.wrote && p.held.is_none() {
                         p.held = Some((before, dialect));
                     }
-                    p.close = h.flow != Flow::Continue;
+                    p.close = matches!(h.flow, Flow::Close | Flow::Attack);
                     if h.flow == Flow::Attack {
                         self.stats.protocol_errors += 1;
                         p.attack = true;
+                    }
+                    if h.flow == Flow::Block {
+                        p.blocked = true;
+                        break;
                     }
                 }
                 Err(e) => self.protocol_error(&mut p, dialect, out, e.to_string()),
             }
         }
         ahead.clear();
-        if !p.close && input.len() - pos > self.cfg.max_request {
+        if !p.close && !p.blocked && input.len() - pos > self.cfg.max_request {
             let msg = format!("request larger than --max-request ({} bytes)", self.cfg.max_request);
             self.protocol_error(&mut p, Dialect::of(&input[pos..], &limits), out, msg);
         }

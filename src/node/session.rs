@@ -1,5 +1,11 @@
-//! A connection's state as the node sees it: who the client is, its
-//! protocol version, its transaction, and whether it is a peer's link.
+//! A connection's state as the node sees it while one of its commands runs:
+//! who the client is, its protocol version, its transaction, whether it is a
+//! peer's link, and what its last command left behind.
+//!
+//! The driver keeps the session with the connection's buffers and lends it
+//! to [`super::Node::process`]. What other connections' commands must see
+//! of it (CLIENT LIST, CLIENT KILL, MONITOR) is in the node's client
+//! registry ([`super::clients`]), at [`Session::slot`].
 
 use super::cmd::multi::Multi;
 
@@ -9,24 +15,35 @@ pub type Name = Box<[u8]>;
 /// Per-connection state that commands read and change.
 #[derive(Debug, Default)]
 pub struct Session {
-    /// CLIENT ID.
+    /// CLIENT ID: unique for the life of the server, never 0 for a
+    /// registered client.
     pub id: u64,
+    /// Where the client's entry is in the node's registry (checked against
+    /// `id`, so a session the registry never saw finds nothing there).
+    pub slot: usize,
     /// RESP3 replies (after `HELLO 3`).
     pub resp3: bool,
-    /// CLIENT SETNAME.
-    pub name: Option<Name>,
-    /// CLIENT SETINFO LIB-NAME / LIB-VER.
-    pub lib: (Option<Name>, Option<Name>),
     /// Set by `REPLHELLO`: this connection is peer node N's link to us.
     pub peer: Option<u16>,
     /// The peer's link has finished catching up: its frames are in order.
     pub peer_ordered: bool,
     /// A transaction being queued (MULTI until EXEC or DISCARD).
     pub multi: Option<Multi>,
+    /// Set while EXEC runs the queued commands: a command that would block
+    /// (WAIT, MONITOR) must answer at once instead, as in Redis.
+    pub in_exec: bool,
+    /// The name of the last command run, for CLIENT LIST's `cmd=`
+    /// (`CLIENT|LIST` for a subcommand; empty before the first).
+    pub last_cmd: &'static str,
+    /// The Lamport counter after this client's last write: WAIT counts the
+    /// peers whose acknowledged watermark for this node has reached it.
+    pub last_write: u64,
 }
 
 impl Session {
-    /// A new connection's session, with CLIENT ID `id`.
+    /// A session with CLIENT ID `id` that no registry knows: for tests and
+    /// tools that drive [`super::Node::handle`] directly. Connections get
+    /// theirs from [`super::Node::client_connected`].
     pub fn new(id: u64) -> Session {
         Session { id, ..Session::default() }
     }

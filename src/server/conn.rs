@@ -64,6 +64,10 @@ impl InBuf {
     pub fn is_empty(&self) -> bool {
         self.start == self.end
     }
+    /// The buffer's size (for CLIENT LIST).
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
     /// Releases the buffer of an idle connection.
     pub fn release_if_empty(&mut self) {
         if self.is_empty() && self.data.len() > INPUT_KEEP {
@@ -153,6 +157,10 @@ impl OutBuf {
     /// Whether everything was written.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// The buffer's size (for CLIENT LIST).
+    pub fn capacity(&self) -> usize {
+        self.data.capacity()
     }
     /// Bytes of `data` already written (the unwritten ones follow).
     pub fn written(&self) -> usize {
@@ -295,6 +303,11 @@ pub struct Conn {
     pub closing: bool,
     /// Input is not processed while the output is over its soft limit.
     pub paused: bool,
+    /// Input is not processed while a command waits for its answer (WAIT,
+    /// SAVE), until the node lists the connection in `Ready::unblocked`.
+    /// It is still read (up to the request limit), so that a client that
+    /// hangs up is noticed.
+    pub blocked: bool,
     /// The last read stopped before `WouldBlock` (a limit or a pause), so
     /// bytes may wait in the socket with no readable event to come.
     pub unread: bool,
@@ -317,6 +330,7 @@ impl Conn {
             output: OutBuf::default(),
             closing: false,
             paused: false,
+            blocked: false,
             unread: false,
             on_flush_list: false,
             held: None,

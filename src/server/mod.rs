@@ -1,6 +1,9 @@
 //! The reactor: one thread, one `mio::Poll`, every socket in one slab. It
 //! owns the sockets and nothing else: what their bytes mean, and what to
-//! send, is the [`Node`]'s.
+//! send, is the [`Node`]'s. Connections and their buffers are in
+//! [`conn`]; accepting clients and acting on what the node's client
+//! registry asks (kills, blocked clients' answers, MONITOR lines) in
+//! `clients.rs`.
 //!
 //! # One loop iteration
 //! 1. `poll`, with the timeout the node asked for at the end of the last
@@ -17,7 +20,10 @@
 //!    (with its fsync under `--fsync always`);
 //!    b. the commit's outcome: the replies that waited for it are released
 //!    (a reply never leaves for a write the log does not have), or, if it
-//!    failed, replaced by errors and their connections closed;
+//!    failed, replaced by errors and their connections closed; then the
+//!    answers of blocked clients that are ready (WAIT, SAVE) are appended
+//!    and those clients resumed, and the iteration's MONITOR lines appended
+//!    to every monitor (one over the output hard limit is disconnected);
 //!    c. peer connections opened as the node asks, and every link's
 //!    connection fed ([`Node::feed_link`]: the logged writes, a catch-up
 //!    chunk), or dropped when its queue is over the limit;
@@ -36,11 +42,12 @@
 //! its deadline is closed at step 4 (before the flush), the poll timeout
 //! being the earlier of the node's and the next handshake deadline.
 
+mod clients;
 pub mod conn;
 mod os;
 pub mod tls;
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -54,7 +61,8 @@ use slab::Slab;
 use self::conn::{Conn, Role, Stream};
 use self::tls::Tls;
 use crate::config::Config;
-use crate::node::{Commit, Node, Ready, Session, unix_now};
+use crate::node::clients::Buffers;
+use crate::node::{Commit, Node, Ready, unix_now};
 use crate::repl::Fed;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -91,7 +99,9 @@ pub struct Server {
     resuming: Vec<usize>,
     /// Connections to close in `before_sleep`.
     closing: Vec<usize>,
-    next_session_id: u64,
+    /// The client count the open-file limit was last raised for
+    /// (`maxclients` can grow at run time).
+    fd_limit_for: usize,
     /// When the node next needs a turn with no event (see [`Node::advance`]).
     wakeup: Option<Instant>,
     stop: bool,
@@ -152,6 +162,7 @@ impl Server {
             .map_err(|e| format!("cannot register signals: {e}"))?;
         os::ignore_sigxfsz();
         os::raise_fd_limit(cfg.max_clients);
+        let fd_limit_for = cfg.max_clients;
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -167,7 +178,7 @@ impl Server {
             resume: Vec::new(),
             resuming: Vec::new(),
             closing: Vec::new(),
-            next_session_id: 1,
+            fd_limit_for,
             wakeup: Some(now),
             stop: false,
         })
@@ -176,6 +187,12 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Gives the node a way to read the allocator's memory figures for
+    /// INFO (the library does not know which allocator the binary uses).
+    pub fn set_memory_probe(&mut self, probe: crate::node::stats::MemoryProbe) {
+        self.node.set_memory_probe(probe);
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down cleanly.
@@ -218,59 +235,6 @@ impl Server {
             (a, b) => a.or(b),
         };
         wakeup.map(|t| t.saturating_duration_since(Instant::now()))
-    }
-
-    /// Accepts what waits on the listener of `token`: the port's, TLS under
-    /// `--tls-only`, or `--tls-port`'s.
-    fn accept(&mut self, token: Token) {
-        let tls = token == TLS_LISTENER || self.node.cfg().tls.only;
-        loop {
-            let listener = match token {
-                TLS_LISTENER => self.tls_listener.as_ref().map(|(l, _)| l),
-                _ => self.listener.as_ref(),
-            };
-            let Some(listener) = listener else { return };
-            match listener.accept() {
-                Ok((mut stream, addr)) => {
-                    if !self.node.admit_client(addr) {
-                        let _ = stream.write(b"-ERR max number of clients reached\r\n");
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    let entry = self.conns.vacant_entry();
-                    let token = Token(entry.key());
-                    if let Err(e) =
-                        self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-                    {
-                        log::warn!("cannot register {addr}: {e}");
-                        continue;
-                    }
-                    let stream = match &mut self.tls {
-                        Some(t) if tls => match t.accept(stream, token.0, Instant::now()) {
-                            Ok(s) => s,
-                            Err(e) => {
-                                log::warn!("cannot start TLS with {addr}: {e}");
-                                continue;
-                            }
-                        },
-                        _ => Stream::Plain(stream),
-                    };
-                    let session = Session::new(self.next_session_id);
-                    self.next_session_id += 1;
-                    entry.insert(Conn::new(stream, addr, Role::Client(session)));
-                    self.node.client_connected();
-                    log::debug!("accepted {addr}");
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // EMFILE and the like: the connection stays in the backlog
-                    // and is tried again at the next event.
-                    log::warn!("accept failed: {e}");
-                    return;
-                }
-            }
-        }
     }
 
     fn on_event(&mut self, id: usize, ev: &Event) {
@@ -326,6 +290,12 @@ impl Server {
             conn.unread = true;
             return;
         }
+        // A blocked connection is read on (its requests wait in its input)
+        // so that its hanging up is seen; not past the request limit.
+        if conn.blocked && conn.input.len() > max_request {
+            conn.unread = true;
+            return;
+        }
         // What is left is at most one unfinished request: read on.
         let limit = (conn.input.len() + READ_BUDGET).min(max_request + 1);
         match conn.fill(limit, trust_short_read) {
@@ -335,12 +305,13 @@ impl Server {
             }
             Ok(f) => {
                 conn.unread = !f.blocked && !f.eof;
+                self.node.count_input(f.got, false);
                 self.process(id);
                 let Some(conn) = self.conns.get_mut(id) else { return };
                 if f.eof {
                     log::debug!("{}: closed by the client", conn.addr);
                     self.close_later(id, false);
-                } else if conn.unread && !conn.paused && !conn.closing {
+                } else if conn.unread && !conn.paused && !conn.closing && !conn.blocked {
                     self.resume.push(id);
                 }
             }
@@ -351,15 +322,25 @@ impl Server {
     fn process(&mut self, id: usize) {
         let Server { conns, node, .. } = self;
         let Some(conn) = conns.get_mut(id) else { return };
+        if conn.blocked {
+            return;
+        }
         let Conn { role: Role::Client(session), input, output, .. } = conn else { return };
         let written = output.written();
+        // What is still unwritten from earlier iterations (a client's
+        // backlog); this batch's replies go out at the end of the iteration.
+        let backlog = output.len();
         let p = node.process(session, input.pending(), &mut output.data, written);
         input.consume(p.consumed);
         input.release_if_empty();
+        let buffers =
+            Buffers { qbuf: input.len(), qbuf_cap: input.capacity(), obuf: backlog, obuf_cap: output.capacity() };
+        node.client_seen(session, buffers);
         if conn.held.is_none() {
             conn.held = p.held;
         }
         conn.paused |= p.paused;
+        conn.blocked |= p.blocked;
         if let Some(e) = &p.error {
             log::debug!("{}: protocol error, closing: {e}", conn.addr);
         }
@@ -378,6 +359,9 @@ impl Server {
             self.close_later(id, hard_limit || p.attack);
         }
         self.queue_flush(id);
+        if self.node.has_kills() {
+            self.close_killed();
+        }
     }
 
     fn resume_connections(&mut self) {
@@ -391,7 +375,7 @@ impl Server {
                 self.read_link(id, index, false);
                 continue;
             }
-            if conn.closing || conn.paused {
+            if conn.closing || conn.paused || conn.blocked {
                 continue;
             }
             if !conn.input.is_empty() {
@@ -412,6 +396,17 @@ impl Server {
         let now = Instant::now();
         self.node.before_sleep(now, &mut self.ready);
         self.settle_commit();
+        self.unblock_clients();
+        self.feed_monitors();
+        if self.node.has_kills() {
+            self.close_killed();
+        }
+        let max_clients = self.node.cfg().max_clients;
+        if max_clients > self.fd_limit_for {
+            // CONFIG SET maxclients raised it.
+            os::raise_fd_limit(max_clients);
+            self.fd_limit_for = max_clients;
+        }
         self.drive_links(now);
         self.close_stalled_handshakes(now);
         self.flush_all();
@@ -552,6 +547,7 @@ impl Server {
             Ok(f) => f,
             Err(e) => return self.drop_link(li, id, Some(&e.to_string())),
         };
+        self.node.count_input(f.got, true);
         match self.node.link_input(li, conn.input.pending(), &mut conn.output.data, Instant::now()) {
             Ok(used) => conn.input.consume(used),
             Err(_) => return self.drop_link(li, id, None),
@@ -576,13 +572,16 @@ impl Server {
                 Role::Link { index, .. } if self.links[index] == Some(id) => Some(index),
                 _ => None,
             };
-            if let Err(e) = conn.flush() {
-                log::debug!("{}: write failed: {e}", conn.addr);
-                match link {
-                    Some(li) => self.drop_link(li, id, Some(&e.to_string())),
-                    None => self.close_later(id, true),
+            match conn.flush() {
+                Ok(n) => self.node.count_output(n, matches!(conn.role, Role::Link { .. })),
+                Err(e) => {
+                    log::debug!("{}: write failed: {e}", conn.addr);
+                    match link {
+                        Some(li) => self.drop_link(li, id, Some(&e.to_string())),
+                        None => self.close_later(id, true),
+                    }
+                    continue;
                 }
-                continue;
             }
             if let Some(li) = link {
                 self.node.link_queued(li, conn.output.len());
@@ -621,7 +620,7 @@ impl Server {
             conn.close();
             let _ = self.poll.registry().deregister(conn.stream.tcp_mut());
             match conn.role {
-                Role::Client(_) => self.node.client_closed(),
+                Role::Client(session) => self.node.client_closed(&session),
                 Role::Link { index, .. } if self.links[index] == Some(id) => {
                     self.links[index] = None;
                     self.node.link_failed(index, Instant::now(), "closed");

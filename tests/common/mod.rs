@@ -4,6 +4,9 @@
 //! polled until a deadline.
 #![allow(dead_code)]
 
+pub mod resp;
+pub mod tools;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

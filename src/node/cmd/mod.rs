@@ -14,11 +14,13 @@
 //! as SET, STATS as a map). All reach the same store and the same write path.
 
 pub mod client;
+pub mod command;
 pub mod config;
 pub mod counters;
 pub mod glob;
 pub mod info;
 pub mod keys;
+pub mod monitor;
 pub mod multi;
 pub mod server;
 pub mod strings;
@@ -43,6 +45,9 @@ pub enum Flow {
     /// Close at once, with no reply, and warn: the request looks like HTTP
     /// (see [`crate::node::security`]).
     Attack,
+    /// The command has no answer yet (WAIT, SAVE): process no more of the
+    /// connection's input until the node has it (see [`super::clients`]).
+    Block,
 }
 
 /// A request's arguments (the command name is argument 0).
@@ -160,11 +165,38 @@ pub struct CommandSpec {
     pub resp: Option<Handler>,
     /// The text-protocol form, if the command exists there.
     pub text: Option<TextForm>,
+    /// Its subcommands (CLIENT LIST, CONFIG GET, ...), each named
+    /// `PARENT|SUB` with its own arity and flags; empty for a plain command.
+    /// The parent's handler dispatches them ([`command::subcommand`]).
+    pub subs: &'static [CommandSpec],
+    /// What COMMAND DOCS says of it.
+    pub doc: Doc,
+}
+
+/// A command's documentation, for COMMAND DOCS and COMMAND INFO's ACL
+/// categories. Empty fields are left out.
+#[derive(Debug, Clone, Copy)]
+pub struct Doc {
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// The Redis version that introduced it.
+    pub since: &'static str,
+    /// Its group in Redis's docs: `string`, `generic` (keys), `server`,
+    /// `connection`, `transactions`, ...
+    pub group: &'static str,
+    /// Its time complexity.
+    pub complexity: &'static str,
 }
 
 impl CommandSpec {
     const fn resp(name: &'static str, arity: i32, flags: u16, keys: (i32, i32, i32), run: Handler) -> CommandSpec {
-        CommandSpec { name, arity, flags, keys, resp: Some(run), text: None }
+        CommandSpec { name, arity, flags, keys, resp: Some(run), text: None, subs: &[], doc: Doc::NONE }
+    }
+
+    /// A subcommand: `name` is `PARENT|SUB`, `arity` counts the parent's
+    /// name as Redis does (`CLIENT ID` is 2).
+    const fn sub(name: &'static str, arity: i32, flags: u16, run: Handler) -> CommandSpec {
+        CommandSpec::resp(name, arity, flags, NOKEYS, run)
     }
 
     /// A kvstore command of RESP that COMMAND does not list; its handler
@@ -178,6 +210,23 @@ impl CommandSpec {
         CommandSpec { text: Some(TextForm { arity, usage, run }), ..self }
     }
 
+    /// Adds its documentation: a one-line summary, the Redis version that
+    /// introduced it, its group (`string`, `generic`, `server`,
+    /// `connection`, ...).
+    const fn doc(self, summary: &'static str, since: &'static str, group: &'static str) -> CommandSpec {
+        CommandSpec { doc: Doc { summary, since, group, complexity: self.doc.complexity }, ..self }
+    }
+
+    /// Adds its time complexity to its documentation.
+    const fn complexity(self, complexity: &'static str) -> CommandSpec {
+        CommandSpec { doc: Doc { complexity, ..self.doc }, ..self }
+    }
+
+    /// Adds its subcommands.
+    const fn with_subs(self, subs: &'static [CommandSpec]) -> CommandSpec {
+        CommandSpec { subs, ..self }
+    }
+
     /// Whether `n` arguments (the name included) fit the arity.
     pub fn arity_ok(&self, n: usize) -> bool {
         let n = n as i64;
@@ -189,6 +238,11 @@ impl CommandSpec {
     pub fn listed(&self) -> bool {
         self.resp.is_some() && self.flags & HIDDEN == 0
     }
+}
+
+impl Doc {
+    /// No documentation.
+    pub const NONE: Doc = Doc { summary: "", since: "", group: "", complexity: "" };
 }
 
 const NOKEYS: (i32, i32, i32) = (0, 0, 0);
@@ -262,20 +316,72 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::resp("KEYS", 2, READONLY, NOKEYS, keys::keys).and_text(2, "KEYS <pattern>", text::keys),
     CommandSpec::resp("SCAN", -2, READONLY, NOKEYS, keys::scan),
     // Server and connection.
-    CommandSpec::resp("PING", -1, FAST, NOKEYS, server::ping).and_text(0, "PING", text::ping),
-    CommandSpec::resp("ECHO", 2, FAST, NOKEYS, server::echo),
-    CommandSpec::resp("INFO", -1, LOADING | STALE, NOKEYS, info::info),
-    CommandSpec::resp("COMMAND", -1, LOADING | STALE, NOKEYS, server::command),
-    CommandSpec::resp("CONFIG", -2, ADMIN | LOADING | STALE, NOKEYS, config::config),
-    CommandSpec::resp("SELECT", 2, LOADING | STALE | FAST, NOKEYS, server::select),
-    CommandSpec::resp("CLIENT", -2, LOADING | STALE, NOKEYS, client::client),
-    CommandSpec::resp("HELLO", -1, FAST | LOADING | STALE, NOKEYS, client::hello),
-    CommandSpec::resp("QUIT", -1, FAST | LOADING | STALE | TX_CONTROL, NOKEYS, server::quit).and_text(
-        0,
-        "QUIT",
-        text::quit,
-    ),
-    CommandSpec::resp("BGREWRITEAOF", 1, ADMIN, NOKEYS, server::bgrewriteaof),
+    CommandSpec::resp("PING", -1, FAST, NOKEYS, server::ping)
+        .and_text(0, "PING", text::ping)
+        .doc("Returns the server's liveliness response.", "1.0.0", "connection")
+        .complexity("O(1)"),
+    CommandSpec::resp("ECHO", 2, LOADING | STALE | FAST, NOKEYS, server::echo)
+        .doc("Returns the given string.", "1.0.0", "connection")
+        .complexity("O(1)"),
+    CommandSpec::resp("INFO", -1, LOADING | STALE, NOKEYS, info::info)
+        .doc("Returns information and statistics about the server.", "1.0.0", "server")
+        .complexity("O(1)"),
+    CommandSpec::resp("COMMAND", -1, LOADING | STALE, NOKEYS, command::command)
+        .with_subs(command::SUBCOMMANDS)
+        .doc("Returns detailed information about all commands.", "2.8.13", "server")
+        .complexity("O(N) where N is the total number of Redis commands"),
+    CommandSpec::resp("CONFIG", -2, 0, NOKEYS, config::config)
+        .with_subs(config::SUBCOMMANDS)
+        .doc("A container for server configuration commands.", "2.0.0", "server")
+        .complexity("Depends on subcommand."),
+    CommandSpec::resp("SELECT", 2, LOADING | STALE | FAST, NOKEYS, server::select)
+        .doc("Changes the selected database.", "1.0.0", "connection")
+        .complexity("O(1)"),
+    CommandSpec::resp("CLIENT", -2, 0, NOKEYS, client::client)
+        .with_subs(client::SUBCOMMANDS)
+        .doc("A container for client connection commands.", "2.4.0", "connection")
+        .complexity("Depends on subcommand."),
+    CommandSpec::resp("HELLO", -1, NOSCRIPT | FAST | LOADING | STALE, NOKEYS, client::hello)
+        .doc("Handshakes with the Redis server.", "6.0.0", "connection")
+        .complexity("O(1)"),
+    CommandSpec::resp("RESET", 1, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, NOKEYS, client::reset)
+        .doc("Resets the connection.", "6.2.0", "connection")
+        .complexity("O(1)"),
+    CommandSpec::resp("QUIT", -1, NOSCRIPT | FAST | LOADING | STALE | TX_CONTROL, NOKEYS, server::quit)
+        .and_text(0, "QUIT", text::quit)
+        .doc("Closes the connection.", "1.0.0", "connection")
+        .complexity("O(1)"),
+    CommandSpec::resp("MONITOR", 1, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, monitor::monitor)
+        .doc("Listens for all requests received by the server in real-time.", "1.0.0", "server"),
+    CommandSpec::resp("TIME", 1, LOADING | STALE | FAST, NOKEYS, server::time)
+        .doc("Returns the server time.", "2.6.0", "server")
+        .complexity("O(1)"),
+    CommandSpec::resp("ROLE", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, server::role)
+        .doc("Returns the replication role.", "2.8.12", "server")
+        .complexity("O(1)"),
+    CommandSpec::resp("WAIT", 3, NOSCRIPT, NOKEYS, server::wait)
+        .doc(
+            "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
+            "3.0.0",
+            "generic",
+        )
+        .complexity("O(1)"),
+    CommandSpec::resp("BGREWRITEAOF", 1, ADMIN | NOSCRIPT, NOKEYS, server::bgrewriteaof)
+        .doc("Asynchronously rewrites the append-only file to disk.", "1.0.0", "server")
+        .complexity("O(1)"),
+    CommandSpec::resp("BGSAVE", -1, ADMIN | NOSCRIPT, NOKEYS, server::bgsave)
+        .doc("Asynchronously saves the database(s) to disk.", "1.0.0", "server")
+        .complexity("O(1)"),
+    CommandSpec::resp("SAVE", 1, ADMIN | NOSCRIPT, NOKEYS, server::save)
+        .doc("Synchronously saves the database(s) to disk.", "1.0.0", "server")
+        .complexity("O(N) where N is the total number of keys in all databases"),
+    CommandSpec::resp("LASTSAVE", 1, LOADING | STALE | FAST, NOKEYS, server::lastsave)
+        .doc("Returns the Unix timestamp of the last successful save to disk.", "1.0.0", "server")
+        .complexity("O(1)"),
+    CommandSpec::resp("FUNCTION", -2, 0, NOKEYS, server::function)
+        .with_subs(server::FUNCTION_SUBCOMMANDS)
+        .doc("A container for function commands.", "7.0.0", "scripting")
+        .complexity("Depends on subcommand."),
     // Transactions.
     CommandSpec::resp("MULTI", 1, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, NOKEYS, multi::multi),
     CommandSpec::resp("EXEC", 1, NOSCRIPT | LOADING | STALE | TX_CONTROL, NOKEYS, multi::exec),
@@ -348,12 +454,15 @@ pub(super) fn run_resp(cx: &mut Ctx<'_>) -> Flow {
         wrong_args(cx.out, spec.name);
         return Flow::Continue;
     }
-    run(cx)
+    let flow = run(cx);
+    cx.node.ran(cx.session, spec, cx.args);
+    flow
 }
 
 fn run_text(cx: &mut Ctx<'_>) -> Flow {
     let mut nb = [0u8; 24];
-    let Some(form) = lookup(upper(cx.args.get(0), &mut nb)).and_then(|s| s.text.as_ref()) else {
+    let Some((spec, form)) = lookup(upper(cx.args.get(0), &mut nb)).and_then(|s| s.text.as_ref().map(|f| (s, f)))
+    else {
         crate::proto::text::line(cx.out, b"ERROR UNKNOWN COMMAND");
         return Flow::Continue;
     };
@@ -361,7 +470,9 @@ fn run_text(cx: &mut Ctx<'_>) -> Flow {
         crate::proto::text::line(cx.out, format!("ERROR usage: {}", form.usage).as_bytes());
         return Flow::Continue;
     }
-    (form.run)(cx)
+    let flow = (form.run)(cx);
+    cx.node.ran(cx.session, spec, cx.args);
+    flow
 }
 
 /// `-ERR unknown command '...', with args beginning with: ...`, as Redis says it.
@@ -413,6 +524,13 @@ mod tests {
             assert!(c.resp.is_some() || c.text.is_some(), "{}", c.name);
             assert!(COMMANDS[..i].iter().all(|d| d.name != c.name), "{} twice", c.name);
         }
-        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 48);
+        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 57);
+        for c in COMMANDS {
+            for (i, s) in c.subs.iter().enumerate() {
+                let (parent, sub) = s.name.split_once('|').expect("PARENT|SUB");
+                assert!(parent == c.name && sub == sub.to_ascii_uppercase() && s.resp.is_some(), "{}", s.name);
+                assert!(c.subs[..i].iter().all(|d| d.name != s.name), "{} twice", s.name);
+            }
+        }
     }
 }

@@ -19,6 +19,13 @@ pub struct Multi {
     failed: bool,
 }
 
+impl Multi {
+    /// How many commands are queued, and their bytes (CLIENT LIST).
+    pub fn queued(&self) -> (usize, usize) {
+        (self.count, self.queued.len())
+    }
+}
+
 /// Inside MULTI: queues the request (answering QUEUED), or refuses it and
 /// marks the transaction failed. `spec` is its table entry, if any.
 pub(super) fn queue(cx: &mut Ctx<'_>, spec: Option<&CommandSpec>) {
@@ -72,6 +79,8 @@ pub fn exec(cx: &mut Ctx<'_>) -> Flow {
             let limits = Limits { max_line: 64, max_bulk: usize::MAX, max_args: usize::MAX };
             let mut argv = Argv::new();
             let mut pos = 0;
+            // The commands answer here, in EXEC's array: none may block.
+            cx.session.in_exec = true;
             while let Ok(Parsed::Request { consumed }) = resp::parse(&m.queued[pos..], &mut argv, &limits) {
                 let mut inner = Ctx {
                     node: &mut *cx.node,
@@ -85,6 +94,7 @@ pub fn exec(cx: &mut Ctx<'_>) -> Flow {
                     break;
                 }
             }
+            cx.session.in_exec = false;
         }
     }
     Flow::Continue
