@@ -105,6 +105,26 @@ pub struct Args {
     #[argh(option, default = "86_400")]
     pub tombstone_grace: u64,
 
+    // Security.
+    /// password every client must give (AUTH) before any command but AUTH, HELLO, PING and
+    /// QUIT; peers present it too. Prefer --requirepass-file: a command line shows in `ps`
+    #[argh(option)]
+    pub requirepass: Option<String>,
+
+    /// file whose first line is the password (as --requirepass, without showing it in `ps`)
+    #[argh(option)]
+    pub requirepass_file: Option<PathBuf>,
+
+    /// protected mode, yes (default) or no: with no password and bound to an address other
+    /// than loopback, connections from other hosts get an error saying how to open up, then
+    /// are closed
+    #[argh(option, default = "String::from(\"yes\")")]
+    pub protected_mode: String,
+
+    /// close a client idle for this many seconds (default 0: never); peer links are never closed
+    #[argh(option, default = "0")]
+    pub timeout: u64,
+
     // TLS (see TlsConfig).
     /// also listen for TLS on this port, both protocols as on the plain port (0 picks a free one;
     /// the log says which)
@@ -215,6 +235,12 @@ pub struct Config {
     pub peer_queue_limit: usize,
     /// How long tombstones live.
     pub tombstone_grace: Duration,
+    /// The password clients and peers must give (`--requirepass[-file]`).
+    pub requirepass: Option<String>,
+    /// Protected mode (see [`crate::node::security::protected_refusal`]).
+    pub protected_mode: bool,
+    /// Idle clients are closed after this long (`--timeout`; zero: never).
+    pub timeout: Duration,
     /// TLS listeners and links.
     pub tls: TlsConfig,
 }
@@ -312,6 +338,29 @@ fn resolve(addrs: impl Iterator<Item = SocketAddr>) -> Option<SocketAddr> {
     all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
 }
 
+/// The password from `--requirepass` or the first line of `--requirepass-file`
+/// (not both; not empty: an empty password would let anyone in while
+/// looking set).
+fn password(given: Option<String>, file: Option<&Path>) -> Result<Option<String>, String> {
+    let pass = match (given, file) {
+        (Some(_), Some(_)) => return Err("--requirepass and --requirepass-file: give one".into()),
+        (Some(p), None) => p,
+        (None, Some(f)) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("--requirepass-file '{}': cannot read it: {e}", f.display()))?;
+            text.lines().next().unwrap_or_default().to_string()
+        }
+        (None, None) => return Ok(None),
+    };
+    if pass.is_empty() {
+        return Err("the password is empty: give one, or no --requirepass at all".into());
+    }
+    if pass.bytes().any(|c| c.is_ascii_control()) {
+        return Err("the password holds a control character (a line break?), which no client can send".into());
+    }
+    Ok(Some(pass))
+}
+
 /// The default data directory of a node listening on `port`.
 fn default_dir(port: u16) -> PathBuf {
     PathBuf::from(format!("data/{port}"))
@@ -330,7 +379,7 @@ fn check_dir(dir: &Path, given: bool) -> Result<(), String> {
 
 impl Config {
     /// Checks and completes the raw options.
-    pub fn from_args(a: Args) -> Result<Config, String> {
+    pub fn from_args(mut a: Args) -> Result<Config, String> {
         let ip = match (a.bind.as_str(), a.port).to_socket_addrs() {
             Ok(addrs) => resolve(addrs).ok_or_else(|| format!("--bind '{}': no address", a.bind))?.ip(),
             Err(e) => return Err(format!("--bind '{}': not an IP address or a known host name ({e})", a.bind)),
@@ -363,6 +412,11 @@ impl Config {
             None => Some(a.port),
         };
         let tls = TlsConfig::from_args(&a, ip, &peers)?;
+        let requirepass = password(a.requirepass.take(), a.requirepass_file.as_deref())?;
+        let protected_mode = yes_no(&a.protected_mode).map_err(|e| format!("--protected-mode: {e}"))?;
+        if a.timeout > 100 * 365 * 86_400 {
+            return Err("--timeout: at most a hundred years".into());
+        }
         let dir_follows_port = a.dir.is_none();
         let dir = a.dir.unwrap_or_else(|| default_dir(a.port));
         if a.port != 0 || !dir_follows_port {
@@ -406,6 +460,9 @@ impl Config {
             truncate_corrupt_log: a.truncate_corrupt_log,
             peer_queue_limit: a.peer_queue_limit,
             tombstone_grace: Duration::from_secs(a.tombstone_grace),
+            requirepass,
+            protected_mode,
+            timeout: Duration::from_secs(a.timeout),
             tls,
         })
     }

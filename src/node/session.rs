@@ -23,6 +23,8 @@ pub struct Session {
     pub slot: usize,
     /// RESP3 replies (after `HELLO 3`).
     pub resp3: bool,
+    /// Gave the password (AUTH, HELLO AUTH). Read only when one is set.
+    pub authenticated: bool,
     /// Set by `REPLHELLO`: this connection is peer node N's link to us.
     pub peer: Option<u16>,
     /// The peer's link has finished catching up: its frames are in order.
