@@ -98,12 +98,14 @@ fn render(node: &Node, a: Args<'_>) -> String {
             f("rejected_connections", s.rejected_connections.to_string()),
             f("keyspace_hits", s.hits.to_string()),
             f("keyspace_misses", s.misses.to_string()),
+            f("expired_keys", node.store.expired_keys().to_string()),
         ],
     );
-    let ks = if node.store.is_empty() {
+    let k = node.store.keyspace_info();
+    let ks = if k.keys == 0 {
         vec![]
     } else {
-        vec![f("db0", format!("keys={},expires=0,avg_ttl=0", node.store.len()))]
+        vec![f("db0", format!("keys={},expires={},avg_ttl={}", k.keys, k.expires, k.avg_ttl_ms))]
     };
     section(&mut o, "Keyspace", ks);
     o

@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod config;
+pub mod expire;
 pub mod info;
 pub mod keys;
 pub mod multi;
@@ -213,6 +214,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     // Strings.
     CommandSpec::resp("MGET", -2, READONLY | FAST, ALL_KEYS, strings::mget),
     CommandSpec::resp("MSET", -3, WRITE | DENYOOM, (1, -1, 2), strings::mset),
+    CommandSpec::resp("SETEX", 4, WRITE | DENYOOM, ONE_KEY, strings::setex),
+    CommandSpec::resp("PSETEX", 4, WRITE | DENYOOM, ONE_KEY, strings::psetex),
+    CommandSpec::resp("GETEX", -2, WRITE | FAST, ONE_KEY, strings::getex),
     // The keyspace as a whole.
     CommandSpec::resp("DBSIZE", 1, READONLY | FAST, NOKEYS, keys::dbsize),
     CommandSpec::resp("FLUSHALL", -1, WRITE, NOKEYS, keys::flushall),
@@ -238,6 +242,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::resp("DISCARD", 1, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, NOKEYS, multi::discard),
     CommandSpec::resp("WATCH", -2, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, ALL_KEYS, multi::watch),
     CommandSpec::resp("UNWATCH", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, multi::unwatch),
+    // Expiry.
+    CommandSpec::resp("EXPIRE", -3, WRITE | FAST, ONE_KEY, expire::expire).and_text(
+        3,
+        "EXPIRE <key> <seconds>",
+        text::expire,
+    ),
+    CommandSpec::resp("PEXPIRE", -3, WRITE | FAST, ONE_KEY, expire::pexpire),
+    CommandSpec::resp("EXPIREAT", -3, WRITE | FAST, ONE_KEY, expire::expireat),
+    CommandSpec::resp("PEXPIREAT", -3, WRITE | FAST, ONE_KEY, expire::pexpireat),
+    CommandSpec::resp("TTL", 2, READONLY | FAST, ONE_KEY, expire::ttl).and_text(2, "TTL <key>", text::ttl),
+    CommandSpec::resp("PTTL", 2, READONLY | FAST, ONE_KEY, expire::pttl),
+    CommandSpec::resp("EXPIRETIME", 2, READONLY | FAST, ONE_KEY, expire::expiretime),
+    CommandSpec::resp("PEXPIRETIME", 2, READONLY | FAST, ONE_KEY, expire::pexpiretime),
+    CommandSpec::resp("PERSIST", 2, WRITE | FAST, ONE_KEY, expire::persist).and_text(2, "PERSIST <key>", text::persist),
+    CommandSpec::text_only("PUTEX", 4, "PUTEX <key> <seconds> <value>", text::putex),
     // kvstore's own.
     CommandSpec::text_only("STATS", 0, "STATS", text::stats),
     CommandSpec::hidden("COMPACT", server::bgrewriteaof).and_text(0, "COMPACT", text::compact),
@@ -362,6 +381,6 @@ mod tests {
             assert!(c.resp.is_some() || c.text.is_some(), "{}", c.name);
             assert!(COMMANDS[..i].iter().all(|d| d.name != c.name), "{} twice", c.name);
         }
-        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 24);
+        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 36);
     }
 }
