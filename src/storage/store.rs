@@ -24,9 +24,9 @@
 //! both, so a change of deadline alone (EXPIRE, PERSIST) is a new write of
 //! the same value, and last-writer-wins settles deadlines exactly as it
 //! settles values. The deadline lives in the expiry index beside the
-//! entries ([`expiry`]); the entry only says that it has one, in a value of
-//! its `deleted_at` that no tombstone stamp takes, so a key without a
-//! deadline costs nothing more and its read does no more work.
+//! entries ([`expiry`]); an entry that has one holds only its place in the
+//! index, in its `deleted_at` (unused by a live key otherwise), so a key
+//! without a deadline costs nothing more and its read does no more work.
 //!
 //! Time is an input: [`Store::set_now`], once per loop iteration. Once a
 //! key's deadline is at or before it, every read treats the key as a
@@ -53,11 +53,19 @@ use self::expiry::Expiry;
 pub use self::expiry::KeyspaceInfo;
 use super::record::{DEADLINE_LEN, Op, Record, Version};
 
-/// [`Entry::deleted_at`] of a live key that has a deadline (in the expiry index).
-const EXPIRING: u32 = 1;
-/// Tombstone stamps are at least this (real ones, seconds since the epoch,
-/// are far above), so that they never read as live.
-const STAMP_MIN: u32 = 2;
+/// [`Entry::deleted_at`] of a live key without a deadline.
+const LIVE: u32 = 0;
+/// The bit of [`Entry::deleted_at`] that marks a live key with a deadline;
+/// the bits below it are the key's place in the expiry index.
+const EXPIRING: u32 = 1 << 31;
+/// Tombstone stamps count seconds from here (2023-11-14), so that they fit
+/// below [`EXPIRING`] until 2091; a stamp is at least 1 (never [`LIVE`]).
+const STAMP_EPOCH: u32 = 1_700_000_000;
+
+/// The stamp of a tombstone made at `secs` (seconds since the Unix epoch).
+fn stamp(secs: u32) -> u32 {
+    secs.saturating_sub(STAMP_EPOCH).clamp(1, EXPIRING - 1)
+}
 
 /// One key's state. A tombstone keeps the key and version of a delete so a
 /// late, older write from a peer cannot bring the key back.
@@ -67,8 +75,8 @@ struct Entry {
     data: Box<[u8]>,
     version: Version,
     klen: u32,
-    /// 0: live. [`EXPIRING`]: live, with a deadline in the expiry index.
-    /// Else the seconds since the Unix epoch at which the key was deleted.
+    /// [`LIVE`]; or [`EXPIRING`] and the key's place in the expiry index;
+    /// or, for a tombstone, its [`stamp`].
     deleted_at: u32,
 }
 
@@ -82,16 +90,20 @@ impl Entry {
     /// Whether the entry holds a value (it may be due to expire: see
     /// [`Store::visible`]).
     fn is_live(&self) -> bool {
-        self.deleted_at <= EXPIRING
+        self.deleted_at == LIVE || self.expiring()
     }
     fn expiring(&self) -> bool {
-        self.deleted_at == EXPIRING
+        self.deleted_at & EXPIRING != 0
     }
-    /// What this entry weighs as a log record, the measure of "live data"
-    /// that decides when the log is worth compacting.
+    /// The entry's place in the expiry index, if it has a deadline.
+    fn expiry_pos(&self) -> Option<usize> {
+        self.expiring().then_some((self.deleted_at & !EXPIRING) as usize)
+    }
+    /// What this entry weighs as a log record, less a deadline (counted in
+    /// [`Store::data_bytes`]): the measure of "live data" that decides when
+    /// the log is worth compacting.
     fn record_len(&self) -> u64 {
-        let deadline = if self.expiring() { DEADLINE_LEN } else { 0 };
-        (super::record::FRAME_HEADER + super::record::PAYLOAD_FIXED + deadline + self.data.len()) as u64
+        (super::record::FRAME_HEADER + super::record::PAYLOAD_FIXED + self.data.len()) as u64
     }
 }
 
@@ -252,11 +264,10 @@ impl Store {
     #[inline]
     fn visible(&self, i: u32) -> Option<&[u8]> {
         let e = &self.entries[i as usize];
-        match e.deleted_at {
-            0 => Some(e.value_bytes()),
-            EXPIRING if self.expiry.get(i).is_some_and(|d| d > self.now_ms) => Some(e.value_bytes()),
-            _ => None,
+        if e.deleted_at == LIVE {
+            return Some(e.value_bytes());
         }
+        e.expiry_pos().filter(|&pos| self.expiry.deadline_at(pos) > self.now_ms).map(|_| e.value_bytes())
     }
 
     /// Whether `key` holds a value.
@@ -311,7 +322,7 @@ impl Store {
 
     /// Bytes a log holding exactly this state would take (records only).
     pub fn data_bytes(&self) -> u64 {
-        self.data_bytes
+        self.data_bytes + (DEADLINE_LEN * self.expiry.len()) as u64
     }
 
     /// Slots, live or not: the bound of a scan.
@@ -324,7 +335,7 @@ impl Store {
     pub fn slot(&self, i: usize) -> Option<Slot<'_>> {
         let e = self.entries.get(i)?;
         let value = self.visible(i as u32);
-        let deadline = if value.is_some() && e.expiring() { self.expiry.get(i as u32) } else { None };
+        let deadline = if value.is_some() { e.expiry_pos().map(|p| self.expiry.deadline_at(p)) } else { None };
         Some(Slot { key: e.key(), value, version: e.version, deadline })
     }
 
@@ -363,16 +374,17 @@ impl Store {
                 // cluster divergent for good. Such survivors are rare (a
                 // local FLUSHALL is newer than everything), so copying them
                 // keeps the undo journal simple.
-                for (old, e) in entries.iter().enumerate().filter(|(_, e)| e.version > rec.version) {
-                    let copy =
-                        Entry { data: e.data.clone(), version: e.version, klen: e.klen, deleted_at: e.deleted_at };
+                for e in entries.iter().filter(|e| e.version > rec.version) {
+                    // Its place in the old index means nothing in the new one.
+                    let deleted_at = if e.expiring() { LIVE } else { e.deleted_at };
+                    let copy = Entry { data: e.data.clone(), version: e.version, klen: e.klen, deleted_at };
                     let idx = self.entries.len() as u32;
                     let hash = self.hasher.hash_one(copy.key());
                     self.entries.push(copy);
                     let (entries, hasher) = (&self.entries, &self.hasher);
                     self.index.insert_unique(hash, idx, |&i| hasher.hash_one(entries[i as usize].key()));
-                    if let Some(d) = expiry.get(old as u32) {
-                        self.expiry.set(idx, d);
+                    if let Some(pos) = e.expiry_pos() {
+                        self.expiry.set(&mut self.entries, idx, expiry.deadline_at(pos));
                     }
                     self.account_add(idx);
                 }
@@ -406,27 +418,32 @@ impl Store {
             let slot = &mut self.entries[idx as usize];
             if slot.data.len() == key.len() + value.len() {
                 // Same size: overwrite the bytes where they are, no allocation.
-                let old_deadline = if slot.expiring() { self.expiry.get(idx) } else { None };
+                let old_deadline = slot.expiry_pos().map(|p| self.expiry.deadline_at(p));
+                let was_entry_live = slot.is_live();
                 if self.journaling {
                     let at = self.scratch.len();
                     self.scratch.extend_from_slice(&slot.data[key.len()..]);
-                    let (v, d) = (slot.version, slot.deleted_at);
+                    let (v, d) = (slot.version, if slot.expiring() { LIVE } else { slot.deleted_at });
                     let len = value.len();
                     let undo = Undo::InPlace { idx, at, len, version: v, deleted_at: d, deadline: old_deadline };
                     self.journal.push(undo);
                 }
                 let slot = &mut self.entries[idx as usize];
-                let (old_len, was_entry_live) = (slot.record_len(), slot.is_live());
                 slot.data[key.len()..].copy_from_slice(value);
                 slot.version = version;
-                slot.deleted_at = if deadline.is_some() { EXPIRING } else { 0 };
-                self.data_bytes = self.data_bytes - old_len + slot.record_len();
                 if !was_entry_live {
+                    slot.deleted_at = LIVE;
                     self.live += 1;
                 }
                 // Only keys that have or get a deadline touch the index.
-                if old_deadline.is_some() || deadline.is_some() {
-                    self.expiry.put(idx, deadline);
+                match deadline {
+                    Some(d) => {
+                        self.expiry.set(&mut self.entries, idx, d);
+                    }
+                    None if old_deadline.is_some() => {
+                        self.expiry.remove(&mut self.entries, idx);
+                    }
+                    None => {}
                 }
                 return Applied::Done { was_live };
             }
@@ -434,19 +451,16 @@ impl Store {
         let mut data = Vec::with_capacity(key.len() + value.map_or(0, <[u8]>::len));
         data.extend_from_slice(key);
         data.extend_from_slice(value.unwrap_or_default());
-        let deleted_at = match (value, deadline) {
-            (Some(_), Some(_)) => EXPIRING,
-            (Some(_), None) => 0,
-            (None, _) => now.max(STAMP_MIN),
-        };
+        let deleted_at = if value.is_some() { LIVE } else { stamp(now) };
         let entry = Entry { data: data.into_boxed_slice(), version, klen: key.len() as u32, deleted_at };
         match found {
             Some(idx) => {
-                let slot = &mut self.entries[idx as usize];
-                let prev = std::mem::replace(slot, entry);
-                let prev_deadline = if prev.expiring() { self.expiry.remove(idx) } else { None };
+                // The old entry leaves the index before it leaves its slot,
+                // and is kept (for rollback) without its place in it.
+                let prev_deadline = self.expiry.remove(&mut self.entries, idx);
+                let prev = std::mem::replace(&mut self.entries[idx as usize], entry);
                 if let Some(d) = deadline {
-                    self.expiry.set(idx, d);
+                    self.expiry.set(&mut self.entries, idx, d);
                 }
                 self.account_remove(&prev);
                 self.account_add(idx);
@@ -465,7 +479,7 @@ impl Store {
                 let (entries, hasher) = (&self.entries, &self.hasher);
                 self.index.insert_unique(hash, idx, |&i| hasher.hash_one(entries[i as usize].key()));
                 if let Some(d) = deadline {
-                    self.expiry.set(idx, d);
+                    self.expiry.set(&mut self.entries, idx, d);
                 }
                 self.account_add(idx);
                 self.journal(Undo::Inserted { idx });
@@ -516,29 +530,34 @@ impl Store {
         while let Some(undo) = self.journal.pop() {
             match undo {
                 Undo::InPlace { idx, at, len, version, deleted_at, deadline } => {
+                    self.expiry.remove(&mut self.entries, idx);
                     let slot = &mut self.entries[idx as usize];
                     let klen = slot.klen as usize;
-                    let cur_len = slot.record_len();
                     slot.data[klen..klen + len].copy_from_slice(&self.scratch[at..at + len]);
                     slot.version = version;
                     slot.deleted_at = deleted_at;
                     if !slot.is_live() {
                         self.live -= 1;
                     }
-                    self.data_bytes = self.data_bytes - cur_len + slot.record_len();
-                    self.expiry.put(idx, deadline);
+                    if let Some(d) = deadline {
+                        self.expiry.set(&mut self.entries, idx, d);
+                    }
                 }
                 Undo::Replaced { idx, prev, deadline } => {
+                    self.expiry.remove(&mut self.entries, idx);
                     let cur = std::mem::replace(&mut self.entries[idx as usize], prev);
                     self.account_remove(&cur);
                     self.data_bytes += self.entries[idx as usize].record_len();
                     if self.entries[idx as usize].is_live() {
                         self.live += 1;
                     }
-                    self.expiry.put(idx, deadline);
+                    if let Some(d) = deadline {
+                        self.expiry.set(&mut self.entries, idx, d);
+                    }
                 }
                 Undo::Inserted { idx } => {
                     debug_assert_eq!(idx as usize + 1, self.entries.len());
+                    self.expiry.remove(&mut self.entries, idx);
                     if let Some(cur) = self.entries.pop() {
                         let hash = self.hasher.hash_one(cur.key());
                         if let Ok(found) = self.index.find_entry(hash, |&i| i == idx) {
@@ -546,7 +565,6 @@ impl Store {
                         }
                         self.account_remove(&cur);
                     }
-                    self.expiry.remove(idx);
                 }
                 Undo::Flushed { entries, index, expiry, floor, live, data_bytes } => {
                     self.entries = entries;
@@ -571,20 +589,16 @@ impl Store {
         if let Ok(found) = self.index.find_entry(hash, |&i| i == idx) {
             found.remove();
         }
-        if self.entries[idx as usize].expiring() {
-            self.expiry.remove(idx);
-        }
+        self.expiry.remove(&mut self.entries, idx);
         let last = (self.entries.len() - 1) as u32;
         if idx != last {
             let moved_hash = self.hasher.hash_one(self.entries[last as usize].key());
             if let Some(slot) = self.index.find_mut(moved_hash, |&i| i == last) {
                 *slot = idx;
             }
-            if self.entries[last as usize].expiring() {
-                self.expiry.moved(last, idx);
-            }
         }
         let gone = self.entries.swap_remove(idx as usize);
+        self.expiry.moved(&self.entries, idx);
         self.account_remove(&gone);
     }
 
@@ -609,6 +623,7 @@ impl Store {
     /// Frees tombstones deleted at or before `cutoff` (seconds since the
     /// epoch), returning how many. Only at a safe point.
     pub fn sweep_expired(&mut self, cutoff: u32) -> usize {
+        let cutoff = cutoff.saturating_sub(STAMP_EPOCH);
         let mut freed = 0;
         let mut i = self.entries.len();
         while i > 0 {
@@ -657,9 +672,8 @@ mod tests {
         assert_eq!(s.get(b"k"), None);
         assert_eq!((s.len(), s.tombstones()), (0, 1));
         s.commit();
-        // Stamped at 1, but stamps are at least STAMP_MIN (never "live").
-        assert_eq!(s.sweep_expired(STAMP_MIN - 1), 0);
-        assert_eq!(s.sweep_expired(STAMP_MIN), 1);
+        assert_eq!(s.sweep_expired(STAMP_EPOCH), 0);
+        assert_eq!(s.sweep_expired(STAMP_EPOCH + 1), 1);
         assert_eq!(s.slots(), 0);
     }
 

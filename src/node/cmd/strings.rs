@@ -61,18 +61,21 @@ fn set_generic(
     // GET's reply goes first (it is the reply whatever follows); it is
     // taken back if the write is refused.
     let mark = out.len();
-    let current = node.store.get(key);
-    if opts.get {
-        match current {
-            Some(v) => resp::bulk(out, v),
-            None => resp::null(out, r3),
+    // A plain SET looks nothing up: the write path finds the key once.
+    if opts.get || opts.nx || opts.xx {
+        let current = node.store.get(key);
+        if opts.get {
+            match current {
+                Some(v) => resp::bulk(out, v),
+                None => resp::null(out, r3),
+            }
         }
-    }
-    if (opts.nx && current.is_some()) || (opts.xx && current.is_none()) {
-        if !opts.get {
-            resp::null(out, r3);
+        if (opts.nx && current.is_some()) || (opts.xx && current.is_none()) {
+            if !opts.get {
+                resp::null(out, r3);
+            }
+            return Flow::Continue;
         }
-        return Flow::Continue;
     }
     match node.local_put(key, value, deadline) {
         Ok(_) if opts.get => {}

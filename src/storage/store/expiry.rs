@@ -3,37 +3,39 @@
 //! deadline pays nothing for the feature (its entry is as it was, and no
 //! structure here holds anything for it).
 //!
-//! Two views of one set of (slot, deadline) pairs:
-//! - by slot, a hash map: "when does the key in slot i expire?", asked by
-//!   reads of the keys that have a deadline (their entry says so), scans,
-//!   TTL;
-//! - by time, an ordered set of (deadline, slot): the next key due is the
-//!   first, so active expiry takes exactly the keys that are due, oldest
-//!   first, a bounded number per loop iteration, without sampling or
-//!   scanning the keyspace, and the node knows when to wake up for the next
-//!   one. Redis samples its expires dictionary at random because the
-//!   dictionary has no order; an ordered index costs some memory per key with
-//!   a deadline (measured in the README) and in return nothing expired
-//!   lingers, and counting the keys that are due but not yet reclaimed (which
-//!   exact key counts must subtract) touches only those keys.
+//! It is a min-heap of (deadline, slot) pairs, four children to a node (a
+//! shallower tree than a binary one: a sift touches half the levels), in one
+//! dense array. A key with a deadline keeps its place in the heap in its
+//! entry's `deleted_at`, which a live key does not otherwise use, so its
+//! deadline is one array read away and the heap moves no more than its
+//! own elements and those places: no map from slot to deadline is needed.
+//! That makes the index 16 bytes per key with a deadline (and the array's
+//! slack); Redis's expires dictionary takes some 40.
+//!
+//! The heap gives the next key due at its root: active expiry takes exactly
+//! the keys that are due, earliest first, a bounded number per loop
+//! iteration, without sampling or scanning the keyspace (Redis samples its
+//! expires dictionary at random because a dictionary has no order), and the
+//! node knows when to wake up for the next one. Counting the keys that are
+//! due but not yet taken (which exact key counts must subtract) walks only
+//! those: the subtree of the heap at or before the time.
 //!
 //! Deadlines are milliseconds since the Unix epoch. Slots are the store's
-//! entry indices: the store reports every move ([`Expiry::moved`]).
+//! entry indices: the store says when an entry moves ([`Expiry::moved`]).
 //!
 //! Below the index: the store's side of expiry (its time, the deadline of a
 //! key, active expiry, what INFO shows).
 
-use std::collections::BTreeSet;
+use super::{EXPIRING, Entry, LIVE, Store, stamp};
 
-use hashbrown::HashMap;
-
-use super::{EXPIRING, STAMP_MIN, Store};
+/// Children per heap node.
+const ARITY: usize = 4;
 
 /// The expiry index. See the module docs.
 #[derive(Default)]
 pub struct Expiry {
-    by_slot: HashMap<u32, u64, foldhash::fast::RandomState>,
-    by_time: BTreeSet<(u64, u32)>,
+    /// (deadline, slot); a node's deadline is at or before its children's.
+    heap: Vec<(u64, u32)>,
     /// Sum of all deadlines, for the average TTL without a walk.
     sum: u128,
 }
@@ -41,74 +43,117 @@ pub struct Expiry {
 impl Expiry {
     /// Keys with a deadline, due or not.
     pub fn len(&self) -> usize {
-        self.by_slot.len()
+        self.heap.len()
     }
 
-    /// The deadline of the key in `slot`.
-    pub fn get(&self, slot: u32) -> Option<u64> {
-        self.by_slot.get(&slot).copied()
-    }
-
-    /// Sets (or moves) the deadline of the key in `slot`; returns the old one.
-    pub fn set(&mut self, slot: u32, deadline: u64) -> Option<u64> {
-        let old = self.by_slot.insert(slot, deadline);
-        if let Some(old) = old {
-            self.by_time.remove(&(old, slot));
-            self.sum -= u128::from(old);
-        }
-        self.by_time.insert((deadline, slot));
-        self.sum += u128::from(deadline);
-        old
-    }
-
-    /// Sets the deadline of `slot` to `deadline`, or clears it for `None`;
-    /// returns the old one.
-    pub fn put(&mut self, slot: u32, deadline: Option<u64>) -> Option<u64> {
-        match deadline {
-            Some(d) => self.set(slot, d),
-            None => self.remove(slot),
-        }
-    }
-
-    /// Clears the deadline of `slot`, returning it.
-    pub fn remove(&mut self, slot: u32) -> Option<u64> {
-        let old = self.by_slot.remove(&slot)?;
-        self.by_time.remove(&(old, slot));
-        self.sum -= u128::from(old);
-        Some(old)
-    }
-
-    /// The key in slot `from` moved to slot `to` (which has no deadline).
-    pub fn moved(&mut self, from: u32, to: u32) {
-        debug_assert!(self.get(to).is_none(), "slot {to} still has a deadline");
-        if let Some(d) = self.remove(from) {
-            self.set(to, d);
-        }
+    /// The deadline at place `pos` (an entry's `expiry_pos`).
+    pub fn deadline_at(&self, pos: usize) -> u64 {
+        self.heap[pos].0
     }
 
     /// The earliest deadline and its slot.
     pub fn first(&self) -> Option<(u64, u32)> {
-        self.by_time.first().copied()
+        self.heap.first().copied()
+    }
+
+    /// Puts `item` at `pos` and tells its entry.
+    fn place(&mut self, entries: &mut [Entry], pos: usize, item: (u64, u32)) {
+        // Slots are u32 and each has one place at most: fewer than 2^31
+        // keys with a deadline is a limit of memory long before this one.
+        debug_assert!(pos < EXPIRING as usize);
+        self.heap[pos] = item;
+        entries[item.1 as usize].deleted_at = EXPIRING | pos as u32;
+    }
+
+    /// Moves the item at `pos` up or down to where its deadline belongs.
+    fn sift(&mut self, entries: &mut [Entry], mut pos: usize) {
+        let item = self.heap[pos];
+        while pos > 0 {
+            let parent = (pos - 1) / ARITY;
+            if self.heap[parent].0 <= item.0 {
+                break;
+            }
+            let up = self.heap[parent];
+            self.place(entries, pos, up);
+            pos = parent;
+        }
+        loop {
+            let first = ARITY * pos + 1;
+            let Some(children) = self.heap.get(first..(first + ARITY).min(self.heap.len())) else { break };
+            let Some((i, &child)) = children.iter().enumerate().min_by_key(|(_, c)| c.0) else { break };
+            if child.0 >= item.0 {
+                break;
+            }
+            self.place(entries, pos, child);
+            pos = first + i;
+        }
+        self.place(entries, pos, item);
+    }
+
+    /// Sets the deadline of the live entry in `slot`; returns the old one.
+    pub fn set(&mut self, entries: &mut [Entry], slot: u32, deadline: u64) -> Option<u64> {
+        self.sum += u128::from(deadline);
+        match entries[slot as usize].expiry_pos() {
+            Some(pos) => {
+                let old = std::mem::replace(&mut self.heap[pos].0, deadline);
+                self.sum -= u128::from(old);
+                self.sift(entries, pos);
+                Some(old)
+            }
+            None => {
+                debug_assert_eq!(entries[slot as usize].deleted_at, LIVE, "a deadline for a tombstone");
+                self.heap.push((deadline, slot));
+                self.sift(entries, self.heap.len() - 1);
+                None
+            }
+        }
+    }
+
+    /// Clears the deadline of the entry in `slot`, which is then [`LIVE`]
+    /// (if it had one); returns it.
+    pub fn remove(&mut self, entries: &mut [Entry], slot: u32) -> Option<u64> {
+        let pos = entries[slot as usize].expiry_pos()?;
+        let (deadline, _) = self.heap[pos];
+        entries[slot as usize].deleted_at = LIVE;
+        self.sum -= u128::from(deadline);
+        let last = self.heap.pop()?;
+        if pos < self.heap.len() {
+            self.heap[pos] = last;
+            self.sift(entries, pos);
+        }
+        Some(deadline)
+    }
+
+    /// The entry now in `slot` was moved there (from the end of the
+    /// entries): its place in the heap follows it.
+    pub fn moved(&mut self, entries: &[Entry], slot: u32) {
+        if let Some(pos) = entries.get(slot as usize).and_then(Entry::expiry_pos) {
+            self.heap[pos].1 = slot;
+        }
     }
 
     /// How many deadlines are at or before `now`, and their sum: a walk of
-    /// those only.
-    fn due(&self, now: u64) -> (usize, u128) {
-        self.by_time.range(..=(now, u32::MAX)).fold((0, 0), |(n, s), &(d, _)| (n + 1, s + u128::from(d)))
+    /// the heap's subtree of those only (its depth is bounded by the
+    /// height of the heap, a few tens).
+    fn due_from(&self, pos: usize, now: u64) -> (usize, u128) {
+        match self.heap.get(pos) {
+            Some(&(d, _)) if d <= now => (1..=ARITY).fold((1, u128::from(d)), |(n, s), c| {
+                let (cn, cs) = self.due_from(ARITY * pos + c, now);
+                (n + cn, s + cs)
+            }),
+            _ => (0, 0),
+        }
     }
 
-    /// How many deadlines are at or before `now` (see [`Expiry::due`]).
+    /// How many deadlines are at or before `now`.
     pub fn count_due(&self, now: u64) -> usize {
-        if self.first().is_none_or(|(d, _)| d > now) {
-            return 0;
-        }
-        self.due(now).0
+        self.due_from(0, now).0
     }
 
     /// Keys whose deadline is after `now`, and their mean time to live in
     /// milliseconds (0 if there are none).
     pub fn pending(&self, now: u64) -> (usize, u64) {
-        let (due, due_sum) = if self.first().is_none_or(|(d, _)| d > now) { (0, 0) } else { self.due(now) };
+        let (due, due_sum) = self.due_from(0, now);
         let n = self.len() - due;
         if n == 0 {
             return (0, 0);
@@ -147,8 +192,7 @@ impl Store {
     pub fn get_with_deadline(&self, key: &[u8]) -> Option<(&[u8], Option<u64>)> {
         let i = self.find(key)?;
         let value = self.visible(i)?;
-        let deadline = if self.entries[i as usize].expiring() { self.expiry.get(i) } else { None };
-        Some((value, deadline))
+        Some((value, self.entries[i as usize].expiry_pos().map(|p| self.expiry.deadline_at(p))))
     }
 
     /// The deadline of a live key (`None`: no such key, or no deadline).
@@ -186,7 +230,7 @@ impl Store {
             // Fresh tombstones' slots would be moved under their list.
             self.sweep_fresh_tombstones();
         }
-        let stamp = ((self.now_ms / 1000).min(u64::from(u32::MAX)) as u32).max(STAMP_MIN);
+        let stamp = stamp((self.now_ms / 1000).min(u64::from(u32::MAX)) as u32);
         let mut n = 0;
         while n < budget {
             let Some((deadline, idx)) = self.expiry.first() else { break };
@@ -194,12 +238,11 @@ impl Store {
                 break;
             }
             n += 1;
-            debug_assert_eq!(self.entries[idx as usize].deleted_at, EXPIRING);
             if !self.keep_tombstones {
                 self.remove_at(idx);
                 continue;
             }
-            self.expiry.remove(idx);
+            self.expiry.remove(&mut self.entries, idx);
             let e = &mut self.entries[idx as usize];
             let before = e.record_len();
             let key: Box<[u8]> = e.key().into();
@@ -226,49 +269,68 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeMap;
 
-    /// The index's two views agree with each other and with `want`.
-    fn check(e: &Expiry, want: &[(u32, u64)]) {
-        let mut by_slot: Vec<_> = e.by_slot.iter().map(|(&s, &d)| (s, d)).collect();
-        by_slot.sort_unstable();
-        let mut want = want.to_vec();
-        want.sort_unstable();
-        assert_eq!(by_slot, want);
-        let mut by_time: Vec<_> = e.by_time.iter().map(|&(d, s)| (s, d)).collect();
-        by_time.sort_unstable();
-        assert_eq!(by_time, want);
-        assert_eq!(e.sum, want.iter().map(|&(_, d)| u128::from(d)).sum::<u128>());
-        assert_eq!(e.len(), want.len());
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::storage::record::Version;
+
+    fn entries(n: u32) -> Vec<Entry> {
+        (0..n).map(|_| Entry { data: Box::new([]), version: Version(0), klen: 0, deleted_at: LIVE }).collect()
+    }
+
+    /// The heap is a heap, every element's entry points at it, every entry
+    /// that says it expires is in it, and it holds exactly `want`.
+    fn check(e: &Expiry, entries: &[Entry], want: &BTreeMap<u32, u64>) {
+        for (pos, &(d, slot)) in e.heap.iter().enumerate() {
+            if pos > 0 {
+                assert!(e.heap[(pos - 1) / ARITY].0 <= d, "heap order at {pos}");
+            }
+            assert_eq!(entries[slot as usize].expiry_pos(), Some(pos), "slot {slot}");
+        }
+        let held: BTreeMap<u32, u64> = e.heap.iter().map(|&(d, s)| (s, d)).collect();
+        assert_eq!(&held, want);
+        assert_eq!(entries.iter().filter(|x| x.expiring()).count(), want.len());
+        assert_eq!(e.sum, want.values().map(|&d| u128::from(d)).sum::<u128>());
+        assert_eq!(e.first().map(|f| f.0), want.values().min().copied());
     }
 
     #[test]
-    fn set_move_and_remove_keep_both_views_in_step() {
-        let mut e = Expiry::default();
-        assert_eq!(e.len(), 0);
-        assert_eq!(e.set(3, 300), None);
-        assert_eq!(e.set(1, 100), None);
-        assert_eq!(e.set(7, 100), None);
-        check(&e, &[(3, 300), (1, 100), (7, 100)]);
-        assert_eq!(e.first(), Some((100, 1)));
-        assert_eq!(e.set(1, 500), Some(100));
-        assert_eq!(e.first(), Some((100, 7)));
-        e.moved(7, 2);
-        check(&e, &[(3, 300), (1, 500), (2, 100)]);
-        e.moved(9, 4); // no deadline: nothing to move
-        assert_eq!(e.put(3, None), Some(300));
-        assert_eq!(e.put(5, Some(50)), None);
-        assert_eq!(e.remove(3), None);
-        check(&e, &[(1, 500), (2, 100), (5, 50)]);
-        assert_eq!((e.get(2), e.get(3)), (Some(100), None));
+    fn set_move_and_remove_keep_heap_and_entries_in_step() {
+        let (mut e, mut en) = (Expiry::default(), entries(10));
+        let mut want = BTreeMap::new();
+        for (slot, d) in [(3, 300), (1, 100), (7, 100), (2, 50), (9, 900)] {
+            assert_eq!(e.set(&mut en, slot, d), None);
+            want.insert(slot, d);
+        }
+        check(&e, &en, &want);
+        assert_eq!(e.first(), Some((50, 2)));
+        assert_eq!(e.set(&mut en, 2, 500), Some(50));
+        want.insert(2, 500);
+        check(&e, &en, &want);
+        assert_eq!(e.remove(&mut en, 1), Some(100));
+        assert_eq!(e.remove(&mut en, 1), None);
+        assert_eq!(en[1].deleted_at, LIVE);
+        want.remove(&1);
+        check(&e, &en, &want);
+        // The last entry moves into slot 4, as `swap_remove` moves it.
+        en.swap_remove(4);
+        e.moved(&en, 4);
+        want.remove(&9);
+        want.insert(4, 900);
+        check(&e, &en, &want);
+        e.moved(&en, 0); // no deadline: nothing to move
+        e.moved(&en, 99); // no such slot
+        check(&e, &en, &want);
     }
 
     #[test]
     fn due_counts_and_average_ttl() {
-        let mut e = Expiry::default();
+        let (mut e, mut en) = (Expiry::default(), entries(5));
         assert_eq!((e.count_due(1000), e.pending(1000)), (0, (0, 0)));
         for (slot, d) in [(0, 1000), (1, 1000), (2, 2000), (3, 4000)] {
-            e.set(slot, d);
+            e.set(&mut en, slot, d);
         }
         assert_eq!(e.count_due(999), 0);
         assert_eq!(e.count_due(1000), 2, "a deadline equal to now is due");
@@ -277,8 +339,45 @@ mod tests {
         assert_eq!(e.pending(1000), (2, 2000));
         assert_eq!(e.pending(0), (4, 2000));
         assert_eq!(e.pending(4000), (0, 0));
-        e.set(4, u64::MAX);
+        e.set(&mut en, 4, u64::MAX);
         assert_eq!(e.pending(4000), (1, u64::MAX - 4000));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 300,
+            // Pinned, so that a failure shows again on every run.
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x6865_6170),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Any sequence of sets, removals and pops keeps the heap exact,
+        /// pops come out earliest first, and counts of due keys are right.
+        #[test]
+        fn the_heap_stays_exact(ops in prop::collection::vec((0u8..4, 0u32..40, 0u64..1000), 1..300)) {
+            let (mut e, mut en) = (Expiry::default(), entries(40));
+            let mut want = BTreeMap::new();
+            for (op, slot, d) in ops {
+                match op {
+                    0 | 1 => {
+                        prop_assert_eq!(e.set(&mut en, slot, d), want.insert(slot, d));
+                    }
+                    2 => {
+                        prop_assert_eq!(e.remove(&mut en, slot), want.remove(&slot));
+                    }
+                    _ => {
+                        if let Some((first, s)) = e.first() {
+                            prop_assert_eq!(Some(&first), want.values().min());
+                            e.remove(&mut en, s);
+                            want.remove(&s);
+                        }
+                    }
+                }
+                check(&e, &en, &want);
+                prop_assert_eq!(e.count_due(d), want.values().filter(|&&x| x <= d).count());
+            }
+        }
     }
 }
 
@@ -303,9 +402,13 @@ mod store_tests {
         let live = s.entries.iter().filter(|e| e.is_live()).count();
         assert_eq!(s.live, live);
         assert_eq!(s.data_bytes, s.entries.iter().map(Entry::record_len).sum::<u64>());
-        let expiring: Vec<u32> = (0..s.entries.len() as u32).filter(|&i| s.entries[i as usize].expiring()).collect();
-        assert_eq!(s.expiry.len(), expiring.len());
-        assert!(expiring.iter().all(|&i| s.expiry.get(i).is_some()));
+        let deadlines = 8 * s.expiry.len() as u64;
+        assert_eq!(s.data_bytes(), s.data_bytes + deadlines);
+        let expiring = s.entries.iter().filter(|e| e.expiring()).count();
+        assert_eq!(s.expiry.len(), expiring);
+        for (pos, &(_, slot)) in s.expiry.heap.iter().enumerate() {
+            assert_eq!(s.entries[slot as usize].expiry_pos(), Some(pos));
+        }
         for (i, e) in s.entries.iter().enumerate() {
             assert_eq!(s.find(e.key()), Some(i as u32));
         }
