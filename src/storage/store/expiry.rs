@@ -653,3 +653,57 @@ mod store_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod timing {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::storage::record::{FLAG_ORDERED, Op, Record, Version};
+
+    /// The cost of one step of active expiry (the node's batch, 1000 keys)
+    /// while a million keys are due at once, with and without peers, all
+    /// with one deadline or each with its own:
+    /// `cargo test --release --lib -- --ignored expire_step_cost --nocapture`
+    #[test]
+    #[ignore = "a timing check for release builds"]
+    fn expire_step_cost() {
+        for peers in [false, true] {
+            for same in [true, false] {
+                let mut s = Store::new(peers);
+                s.set_journaling(false);
+                s.set_now(1_000);
+                for i in 0..1_000_000u64 {
+                    let key = format!("key:{i:012}");
+                    let deadline = Some(if same { 5_000 } else { 5_000 + i });
+                    let version = Version::new(i + 1, 1);
+                    let rec = Record {
+                        op: Op::Put,
+                        flags: FLAG_ORDERED,
+                        version,
+                        key: key.as_bytes(),
+                        value: &[7; 32],
+                        deadline,
+                    };
+                    s.apply(&rec, 1);
+                }
+                s.set_journaling(true);
+                s.set_now(10_000_000);
+                let mut steps: Vec<Duration> = Vec::new();
+                while s.has_due() {
+                    let t = Instant::now();
+                    s.expire_due(1000, true);
+                    steps.push(t.elapsed());
+                }
+                let total: Duration = steps.iter().sum();
+                steps.sort();
+                let (p50, p99) = (steps[steps.len() / 2], steps[steps.len() * 99 / 100]);
+                println!("peers {peers}, one deadline {same}: {total:?} for 1M keys; a step: p50 {p50:?}, p99 {p99:?}");
+                assert_eq!((s.expired_keys(), s.len()), (1_000_000, 0));
+                if !cfg!(debug_assertions) {
+                    assert!(p50 < Duration::from_millis(2), "{p50:?}");
+                }
+            }
+        }
+    }
+}
