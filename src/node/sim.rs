@@ -408,12 +408,12 @@ impl Sim {
     }
 
     /// Node `i`'s live keys and values.
-    pub fn view(&self, i: usize) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    pub fn view(&self, i: usize) -> View {
         view_of(self.hosts[i].node.as_ref().expect("up").store())
     }
 
     /// What last-writer-wins over every acknowledged write gives.
-    pub fn expected(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    pub fn expected(&self) -> View {
         view_of(&self.oracle)
     }
 
@@ -424,10 +424,13 @@ impl Sim {
     }
 }
 
-fn view_of(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
+/// A node's live keys, each with its value and deadline.
+pub type View = BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)>;
+
+fn view_of(store: &Store) -> View {
     (0..store.slots())
         .filter_map(|i| store.slot(i))
-        .filter_map(|s| s.value.map(|v| (s.key.to_vec(), v.to_vec())))
+        .filter_map(|s| s.value.map(|v| (s.key.to_vec(), (v.to_vec(), s.deadline))))
         .collect()
 }
 
@@ -477,7 +480,9 @@ impl Sim {
                     .chain(got.keys())
                     .filter(|k| want.get(*k) != got.get(*k))
                     .map(|k| {
-                        let show = |v: Option<&Vec<u8>>| v.map(|v| String::from_utf8_lossy(v).into_owned());
+                        let show = |v: Option<&(Vec<u8>, Option<u64>)>| {
+                            v.map(|(v, d)| (String::from_utf8_lossy(v).into_owned(), *d))
+                        };
                         format!(
                             "{}: want {:?}, node {i} has {:?}",
                             String::from_utf8_lossy(k),
