@@ -21,6 +21,10 @@ use crate::storage::store::Applied;
 /// How long writes are refused after the log failed.
 const LOG_DOWN_FOR: Duration = Duration::from_secs(1);
 
+/// The largest copy of a value [`Node::set_deadline`] keeps for the next
+/// one: a big value's copy is freed rather than held for good.
+const KEEP_VALUE_COPY: usize = 64 << 10;
+
 /// Why a write was refused; nothing was applied.
 #[derive(Debug)]
 pub struct Refused(pub String);
@@ -65,12 +69,15 @@ impl Node {
             return Ok(true);
         }
         // The value is copied out of the store (which the write changes)
-        // into a buffer kept for the purpose: no allocation once it has grown.
+        // into a buffer kept for the purpose: no allocation once it has
+        // grown, unless it grew past what is worth keeping for the next.
         let mut copy = std::mem::take(&mut self.value_copy);
         copy.clear();
         copy.extend_from_slice(value);
         let r = self.write_record(Op::Put, key, &copy, deadline);
-        self.value_copy = copy;
+        if copy.capacity() <= KEEP_VALUE_COPY {
+            self.value_copy = copy;
+        }
         r.map(|_| true)
     }
 
