@@ -89,7 +89,8 @@ fn pipeline(con: &mut redis::Connection, cmds: &[Vec<String>]) {
 // ---------------------------------------------------------------- the commands
 
 /// Replies as redis-server 7 gives them (each row was run against it with
-/// redis-cli), for the replies that do not depend on the moment.
+/// redis-cli). `~N`: a TTL of N seconds, or N - 1 if a second boundary
+/// passed between the commands (a slow machine).
 #[test]
 fn replies_and_errors_are_redis_s() {
     let (srv, _dir) = Server::start(&[]);
@@ -134,12 +135,12 @@ fn replies_and_errors_are_redis_s() {
         ("EXPIRE k 10 XX", "0"),
         ("EXPIRE k 10 GT", "0"),
         ("EXPIRE k 10 LT", "1"),
-        ("TTL k", "10"),
+        ("TTL k", "~10"),
         ("EXPIRE k 100 LT", "0"),
         ("EXPIRE k 100 GT", "1"),
         ("EXPIRE k 50 XX", "1"),
         ("EXPIRE k 20 NX", "0"),
-        ("TTL k", "50"),
+        ("TTL k", "~50"),
         ("PEXPIREAT k 9223372036854775807", "1"),
         ("PEXPIRETIME k", "9223372036854775807"),
         ("EXPIREAT k 9223372036854775", "1"),
@@ -159,18 +160,29 @@ fn replies_and_errors_are_redis_s() {
         ("SET k y NX EX 100 GET", "x"),
         ("TTL k", "-1"),
         ("SET k y XX EX 100", "OK"),
-        ("TTL k", "100"),
+        ("TTL k", "~100"),
         ("GETEX k PERSIST", "y"),
         ("TTL k", "-1"),
         ("GETEX k EXAT 1", "y"),
         ("EXISTS k", "0"),
         ("PSETEX k 100000 v", "OK"),
-        ("TTL k", "100"),
+        ("TTL k", "~100"),
         ("EXPIREAT k 1", "1"),
         ("GET k", "nil"),
     ] {
-        expect(&mut c, &cmd.split(' ').collect::<Vec<_>>(), want);
+        let args: Vec<&str> = cmd.split(' ').collect();
+        match want.strip_prefix('~') {
+            Some(n) => ttl_near(&r(&mut c, &args), n.parse().expect("a number")),
+            None => expect(&mut c, &args, want),
+        }
     }
+}
+
+/// A TTL reply of `n` seconds (or a few less, on a slow machine).
+#[track_caller]
+fn ttl_near(got: &str, n: i64) {
+    let t: i64 = got.parse().unwrap_or_else(|_| panic!("TTL {got:?} is not a number"));
+    assert!((n - 5..=n).contains(&t), "TTL {t}, want {n}");
 }
 
 #[test]
@@ -181,14 +193,14 @@ fn ttl_pttl_and_expiretime_count_down_from_the_deadline() {
     expect(&mut c, &["SET", "k", "v", "EX", "100"], "OK");
     let after = unix_ms();
     let pttl = int(&mut c, &["PTTL", "k"]);
-    assert!((99_000..=100_000).contains(&pttl), "{pttl}");
-    assert!((99..=100).contains(&int(&mut c, &["TTL", "k"])));
+    assert!((95_000..=100_000).contains(&pttl), "{pttl}");
+    ttl_near(&r(&mut c, &["TTL", "k"]), 100);
     let at = int(&mut c, &["PEXPIRETIME", "k"]) as u64;
     assert!((before + 100_000..=after + 100_000).contains(&at), "{at} not 100 s after {before}..{after}");
     assert_eq!(int(&mut c, &["EXPIRETIME", "k"]) as u64, (at + 500) / 1000);
     // GETEX changes it, PERSIST clears it.
     expect(&mut c, &["GETEX", "k", "PX", "5000000"], "v");
-    assert!((4_999..=5_000).contains(&int(&mut c, &["TTL", "k"])));
+    ttl_near(&r(&mut c, &["TTL", "k"]), 5_000);
     expect(&mut c, &["PERSIST", "k"], "1");
     expect(&mut c, &["TTL", "k"], "-1");
     // INFO keyspace: the keys, the keys with a deadline, their mean TTL.
@@ -198,7 +210,7 @@ fn ttl_pttl_and_expiretime_count_down_from_the_deadline() {
     let fields: Vec<&str> = db0.split(',').collect();
     assert_eq!(fields[..2], ["keys=3", "expires=2"], "{db0}");
     let avg: u64 = fields[2].strip_prefix("avg_ttl=").and_then(|v| v.parse().ok()).expect("avg_ttl");
-    assert!((1_990_000..=2_000_000).contains(&avg), "{db0}");
+    assert!((1_995_000..=2_000_000).contains(&avg), "{db0}");
 }
 
 // ---------------------------------------------------------------- expiry, lazy and active
@@ -238,6 +250,7 @@ fn active_expiry_reclaims_keys_nobody_reads() {
         (0..5000).map(|i| vec!["SET".into(), format!("key:{i}"), "value".into(), "PX".into(), "200".into()]).collect();
     pipeline(&mut c, &cmds);
     expect(&mut c, &["SET", "stays", "v", "EX", "1000"], "OK");
+    let stays = r(&mut c, &["PEXPIRETIME", "stays"]);
     let mut t = srv.client();
     wait_for("active expiry of 5000 keys", || t.stat("expired_keys") == "5000");
     assert_eq!(info_field(&mut c, "stats", "expired_keys"), "5000");
@@ -245,7 +258,7 @@ fn active_expiry_reclaims_keys_nobody_reads() {
     assert_eq!((t.stat("keys"), t.stat("tombstones")), ("1".into(), "0".into()));
     let live: u64 = t.stat("live_data_bytes").parse().expect("bytes");
     assert!(live < 100, "{live} bytes of live data for one key");
-    expect(&mut c, &["TTL", "stays"], "1000");
+    expect(&mut c, &["PEXPIRETIME", "stays"], &stays);
 }
 
 // ---------------------------------------------------------------- persistence
@@ -316,12 +329,12 @@ fn text_protocol_putex_ttl_expire_persist() {
     // The value is the rest of the line, options or not.
     assert_eq!(t.cmd("PUTEX k 100 a value EX 60"), "OK");
     assert_eq!(t.cmd("GET k"), "a value EX 60");
-    assert_eq!(t.cmd("TTL k"), "100");
+    ttl_near(&t.cmd("TTL k"), 100);
     assert_eq!(t.cmd("PERSIST k"), "OK");
     assert_eq!(t.cmd("TTL k"), "NO_EXPIRY");
     assert_eq!(t.cmd("PERSIST k"), "NO_EXPIRY");
     assert_eq!(t.cmd("EXPIRE k 50"), "OK");
-    assert_eq!(t.cmd("TTL k"), "50");
+    ttl_near(&t.cmd("TTL k"), 50);
     assert_eq!(t.cmd("TTL nokey"), "NOT_FOUND");
     assert_eq!(t.cmd("EXPIRE nokey 5"), "NOT_FOUND");
     assert_eq!(t.cmd("PERSIST nokey"), "NOT_FOUND");
@@ -361,14 +374,17 @@ fn a_cluster_agrees_on_a_deadline_expires_the_key_everywhere_and_never_brings_it
     expect(&mut c0, &["SET", "far", "v", "PXAT", &far.to_string()], "OK");
     expect(&mut c0, &["SET", "k", "v", "PX", "2000"], "OK");
     let k_at = pexpiretime(c.ports[0], "k");
+    let k_ms: u64 = k_at.parse().expect("k's deadline");
     // Node 1 changes a deadline: its write replicates like any other.
     let mut c1 = con(c.ports[1]);
     wait_for("far on node 1", || r(&mut c1, &["EXISTS", "far"]) == "1");
     let later = far + 1000;
     expect(&mut c1, &["PEXPIREAT", "far", &later.to_string()], "1");
     for &port in &c.ports {
+        // (On a machine slow enough that k expires before it is seen, its
+        // deadline is not there to compare: far's is.)
         wait_for(&format!("the deadlines on port {port}"), || {
-            pexpiretime(port, "far") == later.to_string() && pexpiretime(port, "k") == k_at
+            pexpiretime(port, "far") == later.to_string() && (pexpiretime(port, "k") == k_at || unix_ms() >= k_ms)
         });
     }
     // k expires on every node, by the deadline alone, and actively.
