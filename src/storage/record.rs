@@ -138,21 +138,18 @@ impl<'a> Record<'a> {
         let start = out.len();
         // The fixed part is built on the stack and appended at once: this
         // runs for every write.
-        let mut head = [0u8; FRAME_HEADER + PAYLOAD_FIXED + DEADLINE_LEN];
+        let mut head = [0u8; FRAME_HEADER + PAYLOAD_FIXED];
         head[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         // head[4..8]: the checksum, filled in below.
         head[8] = self.op as u8;
-        head[9] = self.flags & !FLAG_DEADLINE;
+        head[9] = (self.flags & !FLAG_DEADLINE) | if self.deadline.is_some() { FLAG_DEADLINE } else { 0 };
         head[10..18].copy_from_slice(&self.version.0.to_le_bytes());
         head[18..22].copy_from_slice(&(self.key.len() as u32).to_le_bytes());
-        let mut head_len = FRAME_HEADER + PAYLOAD_FIXED;
-        if let Some(d) = self.deadline {
-            head[9] |= FLAG_DEADLINE;
-            head[22..30].copy_from_slice(&d.to_le_bytes());
-            head_len += DEADLINE_LEN;
-        }
         out.reserve(FRAME_HEADER + payload_len);
-        out.extend_from_slice(&head[..head_len]);
+        out.extend_from_slice(&head);
+        if let Some(d) = self.deadline {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
         out.extend_from_slice(self.key);
         out.extend_from_slice(self.value);
         let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);

@@ -334,8 +334,13 @@ impl Store {
     /// tombstone here, as everywhere.
     pub fn slot(&self, i: usize) -> Option<Slot<'_>> {
         let e = self.entries.get(i)?;
-        let value = self.visible(i as u32);
-        let deadline = if value.is_some() { e.expiry_pos().map(|p| self.expiry.deadline_at(p)) } else { None };
+        let (value, deadline) = match e.expiry_pos() {
+            _ if e.deleted_at == LIVE => (Some(e.value_bytes()), None),
+            Some(pos) if self.expiry.deadline_at(pos) > self.now_ms => {
+                (Some(e.value_bytes()), Some(self.expiry.deadline_at(pos)))
+            }
+            _ => (None, None),
+        };
         Some(Slot { key: e.key(), value, version: e.version, deadline })
     }
 
