@@ -150,14 +150,27 @@ pub enum Applied {
 
 enum Undo {
     /// Slot `idx` was overwritten in place; its old value bytes are at
-    /// `scratch[at..at + len]`, its old version, deletion stamp and deadline here.
+    /// `scratch[at..at + len]`, its old version, deletion stamp (`LIVE` if
+    /// it had a deadline: its place in the index is not kept, it may move)
+    /// and deadline here.
     InPlace { idx: u32, at: usize, len: usize, version: Version, deleted_at: u32, deadline: Option<u64> },
     /// Slot `idx` held `prev`, expiring at `deadline`, before the write.
     Replaced { idx: u32, prev: Entry, deadline: Option<u64> },
     /// The write appended slot `idx` (always the last one when undone).
     Inserted { idx: u32 },
-    /// A FLUSHALL replaced the whole keyspace.
-    Flushed { entries: Vec<Entry>, index: HashTable<u32>, expiry: Expiry, floor: Version, live: usize, data_bytes: u64 },
+    /// A FLUSHALL replaced the whole keyspace. Boxed: rare, and the
+    /// largest variant, whose size every journal entry would take.
+    Flushed(Box<Flushed>),
+}
+
+/// The keyspace a FLUSHALL replaced, for its rollback.
+struct Flushed {
+    entries: Vec<Entry>,
+    index: HashTable<u32>,
+    expiry: Expiry,
+    floor: Version,
+    live: usize,
+    data_bytes: u64,
 }
 
 /// The keyspace. See the module docs.
@@ -393,7 +406,7 @@ impl Store {
                     }
                     self.account_add(idx);
                 }
-                self.journal(Undo::Flushed { entries, index, expiry, floor, live, data_bytes });
+                self.journal(Undo::Flushed(Box::new(Flushed { entries, index, expiry, floor, live, data_bytes })));
                 Applied::Done { was_live }
             }
             Op::Watermark => Applied::NotAWrite,
@@ -411,36 +424,43 @@ impl Store {
         deadline: Option<u64>,
     ) -> Applied {
         let found = self.find(key);
+        let mut was_live = false;
         if let Some(idx) = found {
-            let slot = &mut self.entries[idx as usize];
+            let slot = &self.entries[idx as usize];
             if slot.version >= version {
                 return Applied::Stale;
             }
+            was_live = slot.deleted_at == LIVE
+                || slot.expiry_pos().is_some_and(|pos| self.expiry.deadline_at(pos) > self.now_ms);
         }
         let deadline = value.and(deadline);
-        let was_live = found.is_some_and(|idx| self.visible(idx).is_some());
         if let (Some(idx), Some(value)) = (found, value) {
             let slot = &mut self.entries[idx as usize];
             if slot.data.len() == key.len() + value.len() {
                 // Same size: overwrite the bytes where they are, no allocation.
+                let (old_version, old_deleted_at) = (slot.version, slot.deleted_at);
                 let old_deadline = slot.expiry_pos().map(|p| self.expiry.deadline_at(p));
-                let was_entry_live = slot.is_live();
                 if self.journaling {
                     let at = self.scratch.len();
                     self.scratch.extend_from_slice(&slot.data[key.len()..]);
-                    let (v, d) = (slot.version, if slot.expiring() { LIVE } else { slot.deleted_at });
+                    // Kept without its place in the index (see `Undo::InPlace`).
+                    let d = if old_deadline.is_some() { LIVE } else { old_deleted_at };
                     let len = value.len();
-                    let undo = Undo::InPlace { idx, at, len, version: v, deleted_at: d, deadline: old_deadline };
+                    let undo =
+                        Undo::InPlace { idx, at, len, version: old_version, deleted_at: d, deadline: old_deadline };
                     self.journal.push(undo);
                 }
                 let slot = &mut self.entries[idx as usize];
                 slot.data[key.len()..].copy_from_slice(value);
                 slot.version = version;
-                if !was_entry_live {
+                if old_deleted_at == LIVE && deadline.is_none() {
+                    // The common case: a key without a deadline keeps none.
+                    return Applied::Done { was_live };
+                }
+                if !(old_deleted_at == LIVE || old_deadline.is_some()) {
                     slot.deleted_at = LIVE;
                     self.live += 1;
                 }
-                // Only keys that have or get a deadline touch the index.
                 match deadline {
                     Some(d) => {
                         self.expiry.set(&mut self.entries, idx, d);
@@ -571,7 +591,8 @@ impl Store {
                         self.account_remove(&cur);
                     }
                 }
-                Undo::Flushed { entries, index, expiry, floor, live, data_bytes } => {
+                Undo::Flushed(flushed) => {
+                    let Flushed { entries, index, expiry, floor, live, data_bytes } = *flushed;
                     self.entries = entries;
                     self.index = index;
                     self.expiry = expiry;

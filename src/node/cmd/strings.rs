@@ -28,6 +28,14 @@ pub fn get(cx: &mut Ctx<'_>) -> Flow {
 /// then the NX/XX condition, then the write.
 pub fn set(cx: &mut Ctx<'_>) -> Flow {
     let a = cx.args;
+    if a.len() == 3 {
+        // The hot path: no option to parse, nothing to look up first.
+        match cx.node.local_write(Op::Put, a.get(1), a.get(2)) {
+            Ok(_) => resp::simple(cx.out, b"OK"),
+            Err(Refused(why)) => refused(cx.out, &why),
+        }
+        return Flow::Continue;
+    }
     set_generic(cx, a.get(1), a.get(2), parse_string_opts(a.iter(3), false), "set")
 }
 
