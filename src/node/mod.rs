@@ -214,7 +214,7 @@ impl Node {
 
     /// After the driver wrote its sockets: finishes or starts compactions,
     /// expires keys whose deadline passed (a bounded step, see
-    /// [`EXPIRE_BATCH`] and [`EXPIRE_PAUSE`]) and reclaims tombstones.
+    /// `EXPIRE_BATCH` and `EXPIRE_PAUSE`) and reclaims tombstones.
     /// Returns when the node next needs a turn with no event: `now` if it
     /// has work waiting, `None` if never; the next deadline and the next
     /// step of expiry count, so an idle server still reclaims expired keys

@@ -1,5 +1,5 @@
 //! The keyspace: versioned entries, last writer wins, tombstones, and
-//! expiry beside them ([`expiry`]).
+//! expiry beside them (the `expiry` module).
 //!
 //! Every change — a client's write, a replayed log record, a write from a
 //! peer — goes through [`Store::apply`], so the three can never disagree.
@@ -24,7 +24,7 @@
 //! both, so a change of deadline alone (EXPIRE, PERSIST) is a new write of
 //! the same value, and last-writer-wins settles deadlines exactly as it
 //! settles values. The deadline lives in the expiry index beside the
-//! entries ([`expiry`]); an entry that has one holds only its place in the
+//! entries (module `expiry`); an entry that has one holds only its place in the
 //! index, in its `deleted_at` (unused by a live key otherwise), so a key
 //! without a deadline costs nothing more and its read does no more work.
 //!
@@ -42,6 +42,24 @@
 //!
 //! A clock that steps back does not bring an expired key back: the store's
 //! time never goes backwards.
+//!
+//! Why this converges across nodes. The deadline travels with the write
+//! (log record, peer frame, catch-up scan, compaction snapshot), absolute,
+//! so every node holds the same (value, deadline, version) for a key once
+//! the same writes reached it, and each reads it as gone from the same
+//! moment of its own clock; nodes whose clocks differ by d disagree for d
+//! at most, as they would on any time-dependent read. Expiring a key is not
+//! a write: the state "value v, deadline d, version n, now past d" and "a
+//! tombstone at version n" are the same state, so no node needs to tell
+//! another, and it does not matter which of the two a node holds, sends
+//! (a scan sends a due key as a delete at its version) or logs (compaction
+//! writes it as one, or drops it on a node without peers). What must not
+//! happen is that the key's entry disappears while an older write of it may
+//! still arrive from a peer: with peers, active expiry leaves the tombstone
+//! (kept for the tombstone grace, like a DEL's), which rejects that write
+//! as stale. A newer write of the key (a SET, or an EXPIRE made on a node
+//! whose clock had not reached d yet) is a new state and wins everywhere,
+//! as last-writer-wins says.
 
 mod expiry;
 
