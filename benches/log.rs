@@ -26,7 +26,7 @@ use util::{KEY_LEN, TempDir, key, value};
 const REPLAY_RECORDS: u64 = 100_000;
 
 fn record<'a>(k: &'a [u8], v: &'a [u8], counter: u64) -> Record<'a> {
-    Record { op: Op::Put, flags: FLAG_ORDERED, version: Version::new(counter, 1), key: k, value: v }
+    Record { op: Op::Put, flags: FLAG_ORDERED, version: Version::new(counter, 1), key: k, value: v, deadline: None }
 }
 
 fn codec(c: &mut Criterion) {

@@ -36,7 +36,7 @@ const NOW: u32 = 1;
 
 fn put<'a>(store: &mut Store, k: &'a [u8], v: &'a [u8]) -> Applied {
     let version = store.next_version(1);
-    store.apply(&Record { op: Op::Put, flags: FLAG_ORDERED, version, key: k, value: v }, NOW)
+    store.apply(&Record { op: Op::Put, flags: FLAG_ORDERED, version, key: k, value: v, deadline: None }, NOW)
 }
 
 struct Fixture {

@@ -18,6 +18,8 @@
 #   9. SET and GET at P16 over TLS (--tls-port) vs Redis over TLS (when its build
 #      has TLS), and what TLS costs each: server CPU per request, TLS vs plain
 #      (certificates made with openssl in the work dir; no client certificates)
+#  10. p99.9 latency of the same load while EXPKEYS keys, all with the same
+#      deadline (one PXAT), expire and are reclaimed by active expiry
 # Method: every server runs on a free loopback port with its own temp dir, in
 # its own process group; all of them are stopped on exit, error or Ctrl-C.
 # Servers are measured alternately (kvstore, Redis, kvstore, ...) and the
@@ -29,10 +31,12 @@
 # Knobs (environment): REPS=3  N=2000000 (requests per run at P16)  N1=N/10 (P1)
 #   NALWAYS=N/4 (row 4)  CLIENTS=50  DATA=32  KEYS=1000000 (redis-benchmark -r)
 #   LOADKEYS=1000000 (rows 5, 6, 8)  DUR=8 (row 8 seconds)  TMO=180 (s per client run)
+#   EXPKEYS=1000000 (row 10)  EXPAT=12 (row 10: s from the start of the load to the deadline)
+#   EXPDUR=3 (row 10: s measured, from 0.5 s before the deadline)
 #   PIN=1: servers on CPU SCPU=0, clients on CPU CCPU=1
 #   NULLSERVER=path: a do-nothing RESP server binary (`NULLSERVER <port>`) for row 2
-#   ROWS="1 3 4 5 7 9": which row groups to run (2 comes with 1; 6 and 8 with 5)
-#   QUICK=1: REPS=1, N=200000, LOADKEYS=100000, DUR=3 (unless set)
+#   ROWS="1 3 4 5 7 9 10": which row groups to run (2 comes with 1; 6 and 8 with 5)
+#   QUICK=1: REPS=1, N=200000, LOADKEYS=100000, DUR=3, EXPKEYS=100000 (unless set)
 #   NO_REDIS=1: act as if redis-server were missing (the kvstore-only rows)
 #   KEEP=1: keep the work dir (server logs, raw runs)  VERBOSE=1: same as --verbose
 #   NO_BUILD=1: use existing binaries in ${CARGO_TARGET_DIR:-target}/release
@@ -51,12 +55,13 @@ cd "$root"
 
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  REPS=${REPS:-1} N=${N:-200000} LOADKEYS=${LOADKEYS:-100000} DUR=${DUR:-3}
+  REPS=${REPS:-1} N=${N:-200000} LOADKEYS=${LOADKEYS:-100000} DUR=${DUR:-3} EXPKEYS=${EXPKEYS:-100000}
 fi
 REPS=${REPS:-3} N=${N:-2000000} CLIENTS=${CLIENTS:-50} DATA=${DATA:-32} KEYS=${KEYS:-1000000}
 N1=${N1:-$((N / 10))} NALWAYS=${NALWAYS:-$((N / 4))} LOADKEYS=${LOADKEYS:-1000000}
 DUR=${DUR:-8} TMO=${TMO:-180} PIN=${PIN:-0} SCPU=${SCPU:-0} CCPU=${CCPU:-1}
-ROWS=${ROWS:-"1 3 4 5 7 9"} VERBOSE=${VERBOSE:-0} NULLSERVER=${NULLSERVER:-}
+ROWS=${ROWS:-"1 3 4 5 7 9 10"} VERBOSE=${VERBOSE:-0} NULLSERVER=${NULLSERVER:-}
+EXPKEYS=${EXPKEYS:-1000000} EXPAT=${EXPAT:-12} EXPDUR=${EXPDUR:-3}
 spin=() cpin=()
 if [ "$PIN" = 1 ]; then spin=(taskset -c "$SCPU") cpin=(taskset -c "$CCPU"); fi
 hz=$(getconf CLK_TCK)
@@ -682,12 +687,102 @@ group_tls() {
   fi
 }
 
+# -------------------------------------------------- row 10: active expiry
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# expired_count NAME: keys expired by the server since start.
+expired_count() {
+  if [ "$1" = kv ]; then kv_stat kv expired_keys; else rinfo redis stats expired_keys; fi
+}
+
+# expire_load NAME AT_MS: SET EXPKEYS distinct keys exp:%012d (16 bytes) with
+# DATA-byte values, every one expiring at AT_MS (PXAT), through redis-cli
+# --pipe (Redis's mass insertion, which kvstore speaks too).
+expire_load() {
+  local s=$1 at=$2
+  cat >"$work/expload.awk" <<'AWK'
+BEGIN { v = sprintf("%" d "s", ""); gsub(/ /, "x", v)
+  for (i = 0; i < n; i++)
+    printf "*5\r\n$3\r\nSET\r\n$16\r\nexp:%012d\r\n$%d\r\n%s\r\n$4\r\nPXAT\r\n$%d\r\n%s\r\n", i, d, v, length(at), at }
+AWK
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  client_start "expload.$s" bash -c 'awk -v n="$1" -v at="$2" -v d="$3" -f "$4" | redis-cli -p "$5" --pipe' \
+    expload "$EXPKEYS" "$at" "$DATA" "$work/expload.awk" "${sport[$s]}"
+  client_wait || die "loading $s with expiring keys failed: $(tail -c 300 "$work/expload.$s.err")"
+  grep -q "errors: 0, replies: $EXPKEYS" "$work/expload.$s.out" || die "loading $s: $(tail -3 "$work/expload.$s.out")"
+}
+
+# expire_run NAME: load the expiring keys, then run kvstore-bench (1:1, P1,
+# 10 clients, on other keys) for EXPDUR s from 0.5 s before the deadline, so
+# that the measured window is mostly "while the keys expire", polling how
+# many have expired. Appends p99.9 to $work/p999exp.NAME and, for kv, a
+# reason not to judge it to $work/invalidexp.kv.
+expire_run() {
+  local s=$1 t0 at left b0 base n p errs done_ms="" valid=value
+  b0=$(expired_count "$s")
+  t0=$(now_ms)
+  at=$((t0 + EXPAT * 1000))
+  log "row 10: loading $EXPKEYS keys into $s, all expiring at $at (${EXPAT}s from now)"
+  expire_load "$s" "$at"
+  left=$((at - $(now_ms)))
+  [ "$left" -ge 1000 ] || valid="n/a (the load ended $left ms before the deadline: raise EXPAT)"
+  base=$(expired_count "$s")
+  [ "$base" = "$b0" ] || valid="n/a ($((base - b0)) keys expired before the deadline)"
+  log "row 10: $s: the load ended ${left} ms before the deadline; measuring for ${EXPDUR}s from 0.5 s before it"
+  if [ "$left" -gt 500 ]; then sleep "$(awk -v l="$left" 'BEGIN { printf "%.3f", (l - 500) / 1000 }')"; fi
+  client_start "exp.$s" "$KVB" --addr "127.0.0.1:${sport[$s]}" --ratio 1:1 --pipeline 1 --clients 10 \
+    --duration "$EXPDUR" --keyspace 100000 --value-size "$DATA" --json --quiet
+  while alive "$client_pid"; do
+    if [ -z "$done_ms" ] && [ $(($(expired_count "$s") - base)) -ge "$EXPKEYS" ]; then done_ms=$(($(now_ms) - at)); fi
+    sleep 0.05
+  done
+  client_wait || log "row 10: kvstore-bench against $s failed: $(cat "$work/exp.$s.err")"
+  n=$(($(expired_count "$s") - base))
+  [ "$n" -ge "$EXPKEYS" ] || valid="n/a (only $n of $EXPKEYS keys expired while measured)"
+  p=$(grep -o '"p999":[0-9.]*' "$work/exp.$s.out" | cut -d: -f2)
+  errs=$(grep -o '"errors":[0-9]*' "$work/exp.$s.out" | cut -d: -f2)
+  echo "${p:-NA}" >>"$work/p999exp.$s"
+  if [ "$s" = kv ] && [ "$valid" != value ]; then echo "$valid" >"$work/invalidexp.kv"; fi
+  note_row "row 10: $s: p99.9 ${p:-NA} ms, errors ${errs:-?}; $n keys expired by the end of the ${EXPDUR}s measured, the last of the $EXPKEYS ${done_ms:-(not while measured)} ms after the deadline (polled every 50 ms); $(grep -o '"latency_ms":{[^}]*}' "$work/exp.$s.out")"
+}
+
+group_expire() {
+  local servers=(kv) port s rep
+  if ! have redis-cli; then
+    row 10 "p99.9 ms while $EXPKEYS keys expire" %s NA NA "≤ 10 ms" "n/a (no redis-cli to load the keys)"
+    return
+  fi
+  free_port port
+  start kv "$port" "$work/kv10" "$KV" "$port" --dir "$work/kv10" --fsync no
+  if [ "$have_redis" = 1 ]; then
+    free_port port
+    start redis "$port" "$work/redis10" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis10"
+    servers+=(redis)
+  fi
+  for s in "${servers[@]}"; do ready "$s"; done
+  for rep in $(seq "$REPS"); do
+    for s in "${servers[@]}"; do
+      log "row 10: rep $rep/$REPS, $s"
+      expire_run "$s"
+    done
+  done
+  local kvp rp judge=value
+  # shellcheck disable=SC2046 # word splitting of the lists is wanted
+  kvp=$(medlist $(cat "$work/p999exp.kv")) rp=$(medlist $(cat "$work/p999exp.redis" 2>/dev/null))
+  if [ -s "$work/invalidexp.kv" ]; then judge=$(head -1 "$work/invalidexp.kv"); fi
+  note_row "row 10: p99.9 ms per rep, kvstore: $(tr '\n' ' ' <"$work/p999exp.kv")$([ "$have_redis" = 1 ] && echo "; Redis: $(tr '\n' ' ' <"$work/p999exp.redis")")"
+  row 10 "p99.9 ms, 1:1 SET:GET P1 10 clients, while $EXPKEYS keys with one deadline expire" %.3f \
+    "$kvp" "$rp" "≤ 10 ms" "$judge" le 10
+  for s in "${servers[@]}"; do stop "$s"; done
+}
+
 # ---------------------------------------------------------------- main
 
 started=$(date +%s) load0=$(cut -d' ' -f1-3 /proc/loadavg)
 rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$root" diff --quiet HEAD 2>/dev/null || rev+=" (with uncommitted changes)"
-log "work dir $work; rows: $ROWS; REPS=$REPS N=$N N1=$N1 NALWAYS=$NALWAYS LOADKEYS=$LOADKEYS DUR=$DUR PIN=$PIN"
+log "work dir $work; rows: $ROWS; REPS=$REPS N=$N N1=$N1 NALWAYS=$NALWAYS LOADKEYS=$LOADKEYS DUR=$DUR EXPKEYS=$EXPKEYS PIN=$PIN"
 
 norb="not run (no redis-benchmark)"
 done_groups=" "
@@ -703,7 +798,8 @@ for g in $ROWS; do
     5) group_disk ;;
     7) if [ "$have_rb" = 1 ]; then group_cluster; else row 7 "SET P16 cluster" %s NA NA "≥ 1.5×" "$norb"; fi ;;
     9) if [ "$have_rb" = 1 ]; then group_tls; else row 9 "SET/GET P16 over TLS" %s NA NA "—" "$norb"; fi ;;
-    *) die "unknown row group $g in ROWS (use 1 3 4 5 7 9)" ;;
+    10) group_expire ;;
+    *) die "unknown row group $g in ROWS (use 1 3 4 5 7 9 10)" ;;
   esac
 done
 
@@ -713,7 +809,7 @@ done
   echo "- kvstore $rev; $(redis-server --version 2>/dev/null | awk '{ print $1, $2, $3 }' || echo "no redis-server")"
   echo "- machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(uname -sr), load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
   echo "- servers $([ "$PIN" = 1 ] && echo "pinned on CPU $SCPU, clients on CPU $CCPU" || echo "and clients unpinned"); work dir on $(df -T "$work" | awk 'NR == 2 { print $2, $1 }')"
-  echo "- REPS=$REPS (medians), N=$N requests per run at P16, N1=$N1 at P1, NALWAYS=$NALWAYS, CLIENTS=$CLIENTS, DATA=$DATA, KEYS=$KEYS, LOADKEYS=$LOADKEYS, DUR=$DUR; $(($(date +%s) - started)) s"
+  echo "- REPS=$REPS (medians), N=$N requests per run at P16, N1=$N1 at P1, NALWAYS=$NALWAYS, CLIENTS=$CLIENTS, DATA=$DATA, KEYS=$KEYS, LOADKEYS=$LOADKEYS, DUR=$DUR, EXPKEYS=$EXPKEYS; $(($(date +%s) - started)) s"
   echo "- ratio = kvstore / Redis; srv_us = server CPU µs per request (utime+stime from /proc/PID/stat)"
   echo
   echo "| # | measurement | kvstore | Redis | ratio | target | result |"

@@ -45,9 +45,11 @@ impl Node {
             version: Version::new(self.store.clock(), self.id),
             key: b"",
             value: b"",
+            deadline: None,
         });
         if self.store.floor() > Version(0) {
-            head.push(Record { op: Op::FlushAll, flags: 0, version: self.store.floor(), key: b"", value: b"" });
+            let floor = self.store.floor();
+            head.push(Record { op: Op::FlushAll, flags: 0, version: floor, key: b"", value: b"", deadline: None });
         }
         self.log.begin_rewrite(&head).map_err(|e| format!("cannot start compaction: {e}"))?;
         log::info!(
@@ -80,15 +82,23 @@ impl Node {
     }
 
     /// Writes the next chunk of the snapshot; after the last one, starts the
-    /// file switch.
+    /// file switch. A key with a deadline is written with it; a key due to
+    /// expire is a tombstone to the scan (see `Store::slot`), written as one
+    /// (a delete at its version) by a node with peers, and left out by a
+    /// node without (which keeps no tombstones).
     pub(super) fn compaction_step(&mut self) {
         let Some(c) = &mut self.compaction else { return };
         let Some(cursor) = c.cursor else { return };
         let end = (cursor + COMPACT_CHUNK).min(self.store.slots());
         for i in cursor..end {
             if let Some(s) = self.store.slot(i) {
-                let op = if s.value.is_some() { Op::Put } else { Op::Del };
-                let rec = Record { op, flags: 0, version: s.version, key: s.key, value: s.value.unwrap_or_default() };
+                let op = match s.value {
+                    Some(_) => Op::Put,
+                    None if self.repl.has_peers() => Op::Del,
+                    None => continue,
+                };
+                let (value, deadline) = (s.value.unwrap_or_default(), s.deadline);
+                let rec = Record { op, flags: 0, version: s.version, key: s.key, value, deadline };
                 self.log.rewrite_record(&rec);
             }
         }

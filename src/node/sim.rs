@@ -14,6 +14,12 @@
 //! down; then the network heals, and every node must hold exactly what
 //! last-writer-wins over all acknowledged writes gives, as computed by an
 //! oracle store that applied each of them once.
+//!
+//! Writes may carry deadlines (PUTs that expire, EXPIRE, PERSIST). The wall
+//! clock is the simulation's own ([`Sim::wall_ms`]), the same for every
+//! node and the oracle, so a node's view can be compared with the oracle's
+//! at any moment; once every deadline has passed the keys must be gone on
+//! every node (actively expired, not only hidden) and stay gone.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,7 +29,7 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use proptest::prelude::*;
 
-use super::{Commit, Node, Ready, Session, unix_now};
+use super::{Commit, Node, Ready, Session};
 use crate::config::{Args, Config};
 use crate::repl::Fed;
 use crate::repl::link::LinkState;
@@ -35,6 +41,10 @@ const N: usize = 3;
 /// A small queue limit (a frame is some 50 bytes), so that queues overflow
 /// and links resync often, and catch-up scans go a few frames at a time.
 const QUEUE_LIMIT: &str = "300";
+
+/// The wall clock at the start of every simulation: fixed, so that runs
+/// repeat exactly.
+const SIM_EPOCH_MS: u64 = 1_700_000_000_000;
 
 /// Node `i`'s port, which is also its id.
 fn port(i: usize) -> u16 {
@@ -83,6 +93,11 @@ pub enum Step {
     Write { node: usize, key: u8, kind: u8 },
     /// `n` PUTs in a row on `node` (more than a queue holds).
     Burst { node: usize, n: u8 },
+    /// A PUT of `key` on `node` that expires `ttl` ms from now.
+    PutEx { node: usize, key: u8, ttl: u16 },
+    /// EXPIRE `key` on `node` `ttl` ms from now (0: deletes it), or PERSIST
+    /// (`None`), if the key is live there.
+    Expire { node: usize, key: u8, ttl: Option<u16> },
     /// Up to `max` bytes of a link's queue reach its peer, which executes
     /// every whole frame and commits its log.
     Deliver { node: usize, link: usize, max: usize },
@@ -123,8 +138,9 @@ impl Sim {
         ));
         let _ = std::fs::remove_dir_all(&root);
         let hosts = (0..N).map(|i| Host { dir: root.join(format!("n{i}")), node: None, pipes: Vec::new() }).collect();
-        let mut sim =
-            Sim { hosts, root, t0: Instant::now(), ms: 0, oracle: Store::new(true), seq: 0, ready: Ready::default() };
+        let mut oracle = Store::new(true);
+        oracle.set_now(SIM_EPOCH_MS);
+        let mut sim = Sim { hosts, root, t0: Instant::now(), ms: 0, oracle, seq: 0, ready: Ready::default() };
         for i in 0..N {
             sim.start(i);
         }
@@ -133,6 +149,11 @@ impl Sim {
 
     fn now(&self) -> Instant {
         self.t0 + Duration::from_millis(self.ms)
+    }
+
+    /// The wall clock of every node (and of the oracle).
+    fn wall_ms(&self) -> u64 {
+        SIM_EPOCH_MS + self.ms
     }
 
     fn config(&self, i: usize) -> Config {
@@ -147,7 +168,7 @@ impl Sim {
         if self.hosts[i].node.is_some() {
             return;
         }
-        let (node, _) = Node::open(self.config(i), port(i), self.now()).expect("open a sim node");
+        let (node, _) = Node::open_at(self.config(i), port(i), self.now(), self.wall_ms()).expect("open a sim node");
         self.hosts[i].node = Some(node);
         self.hosts[i].pipes = (0..N - 1).map(|_| None).collect();
     }
@@ -174,11 +195,11 @@ impl Sim {
     /// links to connect (they connect if their peer is up); every pipe is
     /// fed, or dropped.
     fn tick(&mut self, i: usize) {
-        let now = self.now();
+        let (now, wall) = (self.now(), self.wall_ms());
         let up: Vec<bool> = self.hosts.iter().map(|h| h.node.is_some()).collect();
         let host = &mut self.hosts[i];
         let Some(node) = host.node.as_mut() else { return };
-        node.set_time(now, unix_now());
+        node.set_time(now, wall);
         node.before_sleep(now, &mut self.ready);
         assert!(!matches!(self.ready.commit, Commit::Failed(_)), "sim log commit failed");
         for &li in &self.ready.connect {
@@ -217,11 +238,51 @@ impl Sim {
             _ => (&b""[..], &b""[..]),
         };
         node.local_write(op, key, value).expect("local write");
-        let version =
-            if op == Op::FlushAll { node.store().floor() } else { node.store().version_of(key).expect("written") };
+        if op == Op::FlushAll {
+            let version = node.store().floor();
+            self.tick(i);
+            self.acknowledged(&Record { op, flags: 0, version, key, value, deadline: None });
+        } else {
+            self.acknowledge_key(i, key);
+        }
+    }
+
+    /// A PUT with a deadline `ttl` ms from now, or (`expire`) a change of the
+    /// deadline of a live key: `Some(ttl)`, EXPIRE (0 deletes it), `None`,
+    /// PERSIST.
+    fn write_deadline(&mut self, i: usize, key: u8, ttl: Option<u16>, expire: bool) {
+        let wall = self.wall_ms();
+        let Some(node) = self.hosts[i].node.as_mut() else { return };
+        self.seq += 1;
+        let key = format!("k{key}").into_bytes();
+        let deadline = ttl.map(|t| wall + u64::from(t));
+        if expire {
+            if !node.set_deadline(&key, deadline).expect("set a deadline") {
+                return;
+            }
+        } else {
+            node.local_put(&key, format!("v{}", self.seq).as_bytes(), deadline).expect("local put");
+        }
+        self.acknowledge_key(i, &key);
+    }
+
+    /// Ends node `i`'s iteration after a write of `key` and acknowledges the
+    /// write to the oracle: the key's state on the node, as the record that
+    /// sets it (equal to the write's own: a delete at its version, for a
+    /// write that left a tombstone).
+    fn acknowledge_key(&mut self, i: usize, key: &[u8]) {
+        let node = self.hosts[i].node.as_ref().expect("up");
+        let store = node.store();
+        let version = store.version_of(key).expect("written");
+        let (value, deadline) = store.get_with_deadline(key).map(|(v, d)| (v.to_vec(), d)).unwrap_or_default();
+        let op = if store.contains(key) { Op::Put } else { Op::Del };
         self.tick(i);
-        // Acknowledged now that the log has it.
-        self.oracle.apply(&Record { op, flags: 0, version, key, value }, 1);
+        self.acknowledged(&Record { op, flags: 0, version, key, value: &value, deadline });
+    }
+
+    /// The log has `rec`: the oracle applies it.
+    fn acknowledged(&mut self, rec: &Record<'_>) {
+        self.oracle.apply(rec, 1);
         self.oracle.commit();
     }
 
@@ -273,6 +334,8 @@ impl Sim {
                     self.write(node, k % 12, 0);
                 }
             }
+            Step::PutEx { node, key, ttl } => self.write_deadline(node, key, Some(ttl), false),
+            Step::Expire { node, key, ttl } => self.write_deadline(node, key, ttl, true),
             Step::Deliver { node, link, max } => self.deliver(node, link, max),
             Step::Ack { node, link } => self.ack(node, link),
             Step::Cut { node, link } => self.cut(node, link),
@@ -286,6 +349,7 @@ impl Sim {
             Step::Up { node } => self.start(node),
             Step::Wait { ms } => {
                 self.ms += ms;
+                self.oracle.set_now(self.wall_ms());
                 for i in 0..N {
                     self.tick(i);
                 }
@@ -344,12 +408,12 @@ impl Sim {
     }
 
     /// Node `i`'s live keys and values.
-    pub fn view(&self, i: usize) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    pub fn view(&self, i: usize) -> View {
         view_of(self.hosts[i].node.as_ref().expect("up").store())
     }
 
     /// What last-writer-wins over every acknowledged write gives.
-    pub fn expected(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    pub fn expected(&self) -> View {
         view_of(&self.oracle)
     }
 
@@ -360,10 +424,13 @@ impl Sim {
     }
 }
 
-fn view_of(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
+/// A node's live keys, each with its value and deadline.
+pub type View = BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)>;
+
+fn view_of(store: &Store) -> View {
     (0..store.slots())
         .filter_map(|i| store.slot(i))
-        .filter_map(|s| s.value.map(|v| (s.key.to_vec(), v.to_vec())))
+        .filter_map(|s| s.value.map(|v| (s.key.to_vec(), (v.to_vec(), s.deadline))))
         .collect()
 }
 
@@ -377,42 +444,65 @@ impl Drop for Sim {
 }
 
 /// Runs `steps`, heals, and checks that every node holds what the oracle
-/// holds, and that no node holds a watermark past its origin's clock.
+/// holds, and that no node holds a watermark past its origin's clock; then
+/// lets every deadline pass, heals again, and checks that again, and that
+/// every node has actively expired what was due.
 fn check(steps: &[Step]) -> Result<(), String> {
     let mut sim = Sim::new();
     for s in steps {
         sim.step(s);
     }
     sim.heal();
-    let want = sim.expected();
+    sim.compare()?;
+    sim.step(&Step::Wait { ms: u64::from(u16::MAX) + 1 });
+    sim.heal();
+    sim.compare()?;
     for i in 0..N {
-        let got = sim.view(i);
-        if got != want {
-            let diff: Vec<_> = want
-                .keys()
-                .chain(got.keys())
-                .filter(|k| want.get(*k) != got.get(*k))
-                .map(|k| {
-                    let show = |v: Option<&Vec<u8>>| v.map(|v| String::from_utf8_lossy(v).into_owned());
-                    format!(
-                        "{}: want {:?}, node {i} has {:?}",
-                        String::from_utf8_lossy(k),
-                        show(want.get(k)),
-                        show(got.get(k))
-                    )
-                })
-                .collect();
-            return Err(format!("node {i} diverged: {diff:?}"));
-        }
-        for j in (0..N).filter(|&j| j != i) {
-            let (_, mark) = sim.clock_and_watermark(i, j);
-            let (clock, _) = sim.clock_and_watermark(j, i);
-            if mark > clock {
-                return Err(format!("node {i} holds watermark {mark} for node {j}, whose clock is {clock}"));
-            }
+        let store = sim.hosts[i].node.as_ref().expect("up").store();
+        if store.has_due() || store.keyspace_info().expires > 0 {
+            return Err(format!("node {i} still holds keys past their deadline: {:?}", store.keyspace_info()));
         }
     }
     Ok(())
+}
+
+impl Sim {
+    /// Whether every node holds what the oracle holds, and no node a
+    /// watermark past its origin's clock.
+    fn compare(&self) -> Result<(), String> {
+        let sim = self;
+        let want = sim.expected();
+        for i in 0..N {
+            let got = sim.view(i);
+            if got != want {
+                let diff: Vec<_> = want
+                    .keys()
+                    .chain(got.keys())
+                    .filter(|k| want.get(*k) != got.get(*k))
+                    .map(|k| {
+                        let show = |v: Option<&(Vec<u8>, Option<u64>)>| {
+                            v.map(|(v, d)| (String::from_utf8_lossy(v).into_owned(), *d))
+                        };
+                        format!(
+                            "{}: want {:?}, node {i} has {:?}",
+                            String::from_utf8_lossy(k),
+                            show(want.get(k)),
+                            show(got.get(k))
+                        )
+                    })
+                    .collect();
+                return Err(format!("node {i} diverged: {diff:?}"));
+            }
+            for j in (0..N).filter(|&j| j != i) {
+                let (_, mark) = sim.clock_and_watermark(i, j);
+                let (clock, _) = sim.clock_and_watermark(j, i);
+                if mark > clock {
+                    return Err(format!("node {i} holds watermark {mark} for node {j}, whose clock is {clock}"));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn step_strategy() -> impl Strategy<Value = Step> {
@@ -421,6 +511,9 @@ fn step_strategy() -> impl Strategy<Value = Step> {
     prop_oneof![
         30 => (node.clone(), 0u8..12, 0u8..30).prop_map(|(node, key, kind)| Step::Write { node, key, kind }),
         3 => (node.clone(), 5u8..30).prop_map(|(node, n)| Step::Burst { node, n }),
+        8 => (node.clone(), 0u8..12, 1u16..5000).prop_map(|(node, key, ttl)| Step::PutEx { node, key, ttl }),
+        5 => (node.clone(), 0u8..12, prop::option::of(0u16..5000))
+            .prop_map(|(node, key, ttl)| Step::Expire { node, key, ttl }),
         25 => (node.clone(), link.clone(), 1usize..200).prop_map(|(node, link, max)| Step::Deliver { node, link, max }),
         20 => (node.clone(), link.clone()).prop_map(|(node, link)| Step::Ack { node, link }),
         8 => (1u64..3000).prop_map(|ms| Step::Wait { ms }),
@@ -499,4 +592,48 @@ fn a_late_flushall_keeps_newer_writes() {
     sim.heal();
     assert_eq!(sim.expected().len(), 1);
     assert_eq!(sim.view(2), sim.expected());
+}
+
+/// A key that expired must not come back through an older write that
+/// arrives late: node 1's write of `k0` is held in flight while node 0
+/// overwrites the key with a newer, expiring write; once that expires and
+/// has been reclaimed (a tombstone, not a hidden entry), node 1's write
+/// reaches the others, and must change nothing anywhere.
+#[test]
+fn an_expired_key_is_not_brought_back_by_a_late_older_write() {
+    let mut sim = Sim::new();
+    sim.heal();
+    // Node 1's write, held: its frames stay in node 1's pipes.
+    sim.step(&Step::Write { node: 1, key: 0, kind: 0 });
+    let late = sim.hosts[1].node.as_ref().expect("up").store().version_of(b"k0").expect("written");
+    // Node 0 writes twice, so that its counter passes node 1's (ties go to
+    // the higher node id), then k0 with a deadline 100 ms away.
+    sim.step(&Step::Write { node: 0, key: 1, kind: 0 });
+    sim.step(&Step::PutEx { node: 0, key: 0, ttl: 100 });
+    let newer = sim.hosts[0].node.as_ref().expect("up").store().version_of(b"k0").expect("written");
+    assert!(newer > late, "{newer:?} vs {late:?}");
+    for li in 0..N - 1 {
+        sim.step(&Step::Deliver { node: 0, link: li, max: usize::MAX });
+        sim.step(&Step::Ack { node: 0, link: li });
+    }
+    for i in 0..N {
+        let store = sim.hosts[i].node.as_ref().expect("up").store();
+        assert_eq!((store.version_of(b"k0"), store.deadline_of(b"k0").is_some()), (Some(newer), true), "node {i}");
+    }
+    sim.step(&Step::Wait { ms: 200 });
+    for i in [0, 2] {
+        let store = sim.hosts[i].node.as_ref().expect("up").store();
+        assert!(!store.has_due() && store.tombstones() > 0, "node {i} did not expire k0 actively");
+        assert_eq!(store.version_of(b"k0"), Some(newer));
+    }
+    // Now node 1's old write arrives.
+    for li in 0..N - 1 {
+        sim.step(&Step::Deliver { node: 1, link: li, max: usize::MAX });
+    }
+    for i in 0..N {
+        assert_eq!(sim.hosts[i].node.as_ref().expect("up").store().get(b"k0"), None, "node {i}");
+    }
+    sim.heal();
+    sim.compare().unwrap();
+    assert!(!sim.view(0).contains_key(&b"k0"[..]));
 }

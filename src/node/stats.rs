@@ -301,6 +301,7 @@ impl Node {
             ("node_id".into(), self.id.to_string()),
             ("keys".into(), self.store.len().to_string()),
             ("tombstones".into(), self.store.tombstones().to_string()),
+            ("expired_keys".into(), self.store.expired_keys().to_string()),
             ("connections".into(), s.connected.to_string()),
             ("total_connections".into(), s.total_connections.to_string()),
             ("rejected_connections".into(), s.rejected_connections.to_string()),

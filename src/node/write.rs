@@ -3,6 +3,14 @@
 //! to the store through its one apply path and staged in the log in the
 //! same step; and the log commit that ends the iteration, which keeps them
 //! or rolls them all back.
+//!
+//! A write sets a key's whole state, its value and its deadline (see
+//! [`crate::storage::store`]): [`Node::local_write`] leaves the key without
+//! a deadline (SET, MSET), [`Node::local_put`] gives it one, and
+//! [`Node::set_deadline`] writes the value again with a new deadline
+//! (EXPIRE, PERSIST). A command that changes a value but keeps its TTL, as
+//! Redis's INCR or APPEND do, passes [`crate::storage::store::Store::deadline_of`]
+//! to [`Node::local_put`].
 
 use std::time::Duration;
 
@@ -12,6 +20,10 @@ use crate::storage::store::Applied;
 
 /// How long writes are refused after the log failed.
 const LOG_DOWN_FOR: Duration = Duration::from_secs(1);
+
+/// The largest copy of a value [`Node::set_deadline`] keeps for the next
+/// one: a big value's copy is freed rather than held for good.
+const KEEP_VALUE_COPY: usize = 64 << 10;
 
 /// Why a write was refused; nothing was applied.
 #[derive(Debug)]
@@ -32,11 +44,48 @@ impl Node {
     }
 
     /// A client's write: versioned here, applied, staged in the log, and
-    /// queued for the peers once logged.
+    /// queued for the peers once logged. A put leaves the key without a
+    /// deadline.
     pub fn local_write(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<Applied, Refused> {
+        self.write_record(op, key, value, None)
+    }
+
+    /// A client's put of `key` that expires at `deadline` (milliseconds
+    /// since the epoch; `None`: never). A deadline that is not after the
+    /// store's time deletes the key (the record says so, and every node and
+    /// every replay reads it alike).
+    pub fn local_put(&mut self, key: &[u8], value: &[u8], deadline: Option<u64>) -> Result<Applied, Refused> {
+        self.write_record(Op::Put, key, value, deadline)
+    }
+
+    /// Gives the live `key` a new deadline (`None`: none), as a new write of
+    /// its value; a deadline that is not after the store's time deletes it
+    /// (as Redis does, with a DEL). Returns whether the key was live (if
+    /// not, nothing is written).
+    pub fn set_deadline(&mut self, key: &[u8], deadline: Option<u64>) -> Result<bool, Refused> {
+        let Some((value, _)) = self.store.get_with_deadline(key) else { return Ok(false) };
+        if deadline.is_some_and(|d| d <= self.store.now_ms()) {
+            self.write_record(Op::Del, key, b"", None)?;
+            return Ok(true);
+        }
+        // The value is copied out of the store (which the write changes)
+        // into a buffer kept for the purpose: no allocation once it has
+        // grown, unless it grew past what is worth keeping for the next.
+        let mut copy = std::mem::take(&mut self.value_copy);
+        copy.clear();
+        copy.extend_from_slice(value);
+        let r = self.write_record(Op::Put, key, &copy, deadline);
+        if copy.capacity() <= KEEP_VALUE_COPY {
+            self.value_copy = copy;
+        }
+        r.map(|_| true)
+    }
+
+    fn write_record(&mut self, op: Op, key: &[u8], value: &[u8], deadline: Option<u64>) -> Result<Applied, Refused> {
         self.refuse_if_log_down()?;
         let version = self.store.next_version(self.id);
-        let rec = Record { op, flags: FLAG_ORDERED, version, key, value };
+        let deadline = if op == Op::Put { deadline } else { None };
+        let rec = Record { op, flags: FLAG_ORDERED, version, key, value, deadline };
         self.log.stage(&rec);
         let applied = self.store.apply(&rec, self.now_secs);
         self.repl.queue_write(&rec);
@@ -50,7 +99,7 @@ impl Node {
     pub fn manual_replica_write(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<Applied, Refused> {
         self.refuse_if_log_down()?;
         let version = Version::new(self.store.next_version(self.id).counter(), 0);
-        let rec = Record { op, flags: 0, version, key, value };
+        let rec = Record { op, flags: 0, version, key, value, deadline: None };
         let applied = self.store.apply(&rec, self.now_secs);
         if matches!(applied, Applied::Done { .. }) {
             self.log.stage(&rec);
@@ -85,7 +134,8 @@ impl Node {
         self.refuse_if_log_down()?;
         self.store.observe(counter);
         self.repl.progress.advance(from, counter);
-        let rec = Record { op: Op::Watermark, flags: 0, version: Version::new(counter, from), key: b"", value: b"" };
+        let version = Version::new(counter, from);
+        let rec = Record { op: Op::Watermark, flags: 0, version, key: b"", value: b"", deadline: None };
         self.log.stage(&rec);
         self.wrote = true;
         Ok(self.repl.watermark(from))

@@ -5,8 +5,8 @@
 //! replies, as from Redis); [`parse`] itself drops a `\r` before the `\n`,
 //! for callers that hand it such a line. Words are separated by spaces or
 //! tabs. `PUT` and `REPL_PUT` take the rest of the line after the key (and
-//! the one space after it) as the value, spaces included; every other
-//! command is split into words. A blank line is a request with no
+//! the one space after it) as the value, spaces included, and `PUTEX` the
+//! rest after its key and seconds; every other command is split into words. A blank line is a request with no
 //! arguments, which the caller skips.
 
 use nom::bytes::complete::{take_till, take_while};
@@ -24,9 +24,16 @@ fn word(input: &[u8]) -> IResult<&[u8], &[u8]> {
     take_till(is_blank).parse(input)
 }
 
-/// Whether a command takes the rest of its line as a value.
-fn takes_value(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"PUT") || name.eq_ignore_ascii_case(b"REPL_PUT")
+/// How many words come before the value, for a command that takes the
+/// rest of its line as one.
+fn words_before_value(name: &[u8]) -> Option<usize> {
+    if name.eq_ignore_ascii_case(b"PUT") || name.eq_ignore_ascii_case(b"REPL_PUT") {
+        Some(2)
+    } else if name.eq_ignore_ascii_case(b"PUTEX") {
+        Some(3)
+    } else {
+        None
+    }
 }
 
 /// Parses the line at the start of `buf` into `argv` (offsets into `buf`).
@@ -48,6 +55,7 @@ pub(super) fn split_line(buf: &[u8], nl: usize, argv: &mut Argv, limits: &Limits
     }
     let offset = |s: &[u8]| s.as_ptr() as usize - buf.as_ptr() as usize;
     let mut rest = line;
+    let mut value_after = None;
     // `word` on a non-empty slice cannot fail: take_till/take_while in their
     // complete form accept empty matches.
     while let Ok((after, w)) = word(rest) {
@@ -57,8 +65,12 @@ pub(super) fn split_line(buf: &[u8], nl: usize, argv: &mut Argv, limits: &Limits
         let start = offset(w);
         argv.push(start, start + w.len());
         rest = after;
-        if argv.len() == 2 && takes_value(argv.get(buf, 0)) {
-            // The value: everything after the single space that follows the key.
+        if argv.len() == 1 {
+            value_after = words_before_value(w);
+        }
+        if Some(argv.len()) == value_after {
+            // The value: everything after the single space that follows
+            // the last word before it (the key, or PUTEX's seconds).
             if let Some((_, value)) = rest.split_first() {
                 let start = offset(value);
                 argv.push(start, start + value.len());
@@ -103,6 +115,9 @@ mod tests {
         assert_eq!(args(b"  DEL\tk  \r\n").unwrap().0, words(&["DEL", "k"]));
         assert_eq!(args(b"REPL_PUT k v v\n").unwrap().0, words(&["REPL_PUT", "k", "v v"]));
         assert_eq!(args(b"REPL_DEL k\n").unwrap().0, words(&["REPL_DEL", "k"]));
+        assert_eq!(args(b"PUTEX k 60 v EX 10\n").unwrap().0, words(&["PUTEX", "k", "60", "v EX 10"]));
+        assert_eq!(args(b"putex k 60\n").unwrap().0, words(&["putex", "k", "60"]));
+        assert_eq!(args(b"TTL k\n").unwrap().0, words(&["TTL", "k"]));
         for cmd in ["PING", "STATS", "COMPACT", "QUIT"] {
             let line = format!("{cmd}\n");
             assert_eq!(args(line.as_bytes()).unwrap().0, words(&[cmd]));

@@ -139,8 +139,10 @@ impl Replicator {
                     && s.version.node() == self.id
                     && s.version.counter() > link.from
                 {
+                    // A key due to expire is a tombstone here (see `Store::slot`):
+                    // the same state as the write with its deadline, fewer bytes.
                     let op = if s.value.is_some() { Op::Put } else { Op::Del };
-                    wire::frame(out, op, s.key, s.value.unwrap_or_default(), s.version);
+                    wire::frame(out, op, s.key, s.value.unwrap_or_default(), s.version, s.deadline);
                     link.sync_records += 1;
                 }
                 i += 1;
@@ -232,7 +234,7 @@ impl Replicator {
                     // its first slot while the queue is full).
                     let floor = store.floor();
                     if floor.node() == self.id && floor.counter() > watermark {
-                        wire::frame(out, Op::FlushAll, b"", b"", floor);
+                        wire::frame(out, Op::FlushAll, b"", b"", floor, None);
                     }
                 }
                 LinkReply::Watermark(w) => link.acked = link.acked.max(w),

@@ -61,6 +61,7 @@ impl Progress {
             version: Version::new(counter, node),
             key: b"",
             value: b"",
+            deadline: None,
         })
     }
 
@@ -105,7 +106,14 @@ mod tests {
         for rec in c.watermark_records() {
             r.replayed(&rec);
         }
-        let ordered = Record { op: Op::Put, flags: FLAG_ORDERED, version: Version::new(12, 2), key: b"k", value: b"v" };
+        let ordered = Record {
+            op: Op::Put,
+            flags: FLAG_ORDERED,
+            version: Version::new(12, 2),
+            key: b"k",
+            value: b"v",
+            deadline: None,
+        };
         let unordered = Record { flags: 0, version: Version::new(99, 2), ..ordered };
         r.replayed(&ordered);
         r.replayed(&unordered);

@@ -13,7 +13,7 @@ use crate::proto::resp;
 pub fn frame(cx: &mut Ctx<'_>) -> Flow {
     let mut nb = [0u8; 24];
     let name = upper(cx.args.get(0), &mut nb);
-    let mut args = [&b""[..]; 4];
+    let mut args = [&b""[..]; 5];
     let frame = if cx.args.len() <= args.len() {
         for (i, a) in cx.args.iter(0).enumerate() {
             args[i] = a;
@@ -46,7 +46,7 @@ pub fn frame(cx: &mut Ctx<'_>) -> Flow {
         },
         frame => match (session.peer, frame) {
             (None, _) => resp::error(out, b"ERR replication frames need REPLHELLO first"),
-            (Some(_), Frame::Write(None)) => resp::error(out, b"ERR bad version"),
+            (Some(_), Frame::Write(None)) => resp::error(out, b"ERR bad version or deadline"),
             (Some(from), Frame::Write(Some(rec))) => ack(out, node.peer_write(from, session.peer_ordered, rec)),
             (Some(from), Frame::Synced(Some(counter))) => {
                 session.peer_ordered = true;

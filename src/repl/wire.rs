@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `REPLHELLO <id>` | "I am node id" | `+HELLO <N> <peer id>`, N the highest counter of id's writes the peer has in order |
 //! | `REPL_PUT <key> <value> <version>` | a write of ours | `:N` as above |
+//! | `REPL_PUT <key> <value> <version> <deadline>` | a write of ours that expires at `deadline` (ms since the Unix epoch) | `:N` |
 //! | `REPL_DEL <key> <version>` | a delete of ours | `:N` |
 //! | `REPL_FLUSHALL <version>` | a FLUSHALL of ours | `:N` |
 //! | `REPL_SYNCED <counter>` | "you now have all my writes up to counter" | `:N` |
@@ -16,6 +17,14 @@
 //! from a scan of the store, out of order, so the receiver applies them but
 //! does not move its watermark until `REPL_SYNCED`. After it, frames are live
 //! writes in order, and each moves the watermark.
+//!
+//! A deadline travels as the absolute time it is, so every node expires the
+//! key at the same moment of its own clock, and a frame that arrives after
+//! the deadline (late, or resent by a catch-up) is applied as what the key
+//! then is: a tombstone at the frame's version. Only a write with a deadline
+//! has the fifth argument; a node of a build without expiry refuses it
+//! (wrong number of arguments), which drops the link rather than lose the
+//! deadline.
 
 use crate::proto::resp;
 use crate::storage::record::{Op, Record, Version};
@@ -39,14 +48,20 @@ pub fn synced(out: &mut Vec<u8>, counter: u64) {
     bulk_u64(out, counter);
 }
 
-/// Encodes a write as the frame that replays it on a peer.
-pub fn frame(out: &mut Vec<u8>, op: Op, key: &[u8], value: &[u8], version: Version) {
+/// Encodes a write as the frame that replays it on a peer (`deadline`:
+/// a put's, ignored for other writes).
+pub fn frame(out: &mut Vec<u8>, op: Op, key: &[u8], value: &[u8], version: Version, deadline: Option<u64>) {
     match op {
         Op::Put => {
-            resp::array(out, 4);
+            resp::array(out, if deadline.is_some() { 5 } else { 4 });
             resp::bulk(out, b"REPL_PUT");
             resp::bulk(out, key);
             resp::bulk(out, value);
+            bulk_u64(out, version.0);
+            if let Some(d) = deadline {
+                bulk_u64(out, d);
+            }
+            return;
         }
         Op::Del => {
             resp::array(out, 3);
@@ -64,7 +79,7 @@ pub fn frame(out: &mut Vec<u8>, op: Op, key: &[u8], value: &[u8], version: Versi
 
 /// Encodes a record as its frame (see [`frame`]).
 pub fn record_frame(out: &mut Vec<u8>, rec: &Record<'_>) {
-    frame(out, rec.op, rec.key, rec.value, rec.version);
+    frame(out, rec.op, rec.key, rec.value, rec.version, rec.deadline);
 }
 
 fn bulk_u64(out: &mut Vec<u8>, n: u64) {
@@ -134,7 +149,7 @@ pub enum Frame<'a> {
     /// a person, applied on the receiving node only.
     Manual(Op, &'a [u8], &'a [u8]),
     /// A versioned write (`REPL_PUT`, `REPL_DEL`, `REPL_FLUSHALL`), or
-    /// `None` if its version is not a number.
+    /// `None` if its version (or deadline) is not a number.
     Write(Option<Record<'a>>),
     /// `REPL_SYNCED <counter>`, or `None` if the counter is not a number.
     Synced(Option<u64>),
@@ -148,13 +163,17 @@ impl<'a> Frame<'a> {
     pub fn decode(name: &[u8], args: &[&'a [u8]]) -> Frame<'a> {
         let number = |b: &[u8]| resp::parse_int(b).and_then(|v| u64::try_from(v).ok());
         let write = |op, key, value, v: &[u8]| {
-            Frame::Write(number(v).map(|v| Record { op, flags: 0, version: Version(v), key, value }))
+            Frame::Write(number(v).map(|v| Record { op, flags: 0, version: Version(v), key, value, deadline: None }))
         };
         match (name, args) {
             (b"REPLHELLO", [_, id]) => Frame::Hello(resp::parse_int(id).and_then(|v| u16::try_from(v).ok())),
             (b"REPL_PUT", [_, key, value]) => Frame::Manual(Op::Put, key, value),
             (b"REPL_DEL", [_, key]) => Frame::Manual(Op::Del, key, b""),
             (b"REPL_PUT", [_, key, value, v]) => write(Op::Put, key, value, v),
+            (b"REPL_PUT", [_, key, value, v, d]) => match (write(Op::Put, key, value, v), number(d)) {
+                (Frame::Write(Some(rec)), Some(d)) if d > 0 => Frame::Write(Some(Record { deadline: Some(d), ..rec })),
+                _ => Frame::Write(None),
+            },
             (b"REPL_DEL", [_, key, v]) => write(Op::Del, key, b"", v),
             (b"REPL_FLUSHALL", [_, v]) => write(Op::FlushAll, b"", b"", v),
             (b"REPL_SYNCED", [_, c]) => Frame::Synced(number(c)),
@@ -170,10 +189,13 @@ mod tests {
     #[test]
     fn frames_are_resp_the_server_parses() {
         let mut out = vec![];
-        frame(&mut out, Op::Put, b"k\r\n", b"\0v", Version(65537));
+        frame(&mut out, Op::Put, b"k\r\n", b"\0v", Version(65537), None);
         assert_eq!(out, b"*4\r\n$8\r\nREPL_PUT\r\n$3\r\nk\r\n\r\n$2\r\n\0v\r\n$5\r\n65537\r\n");
         out.clear();
-        frame(&mut out, Op::Del, b"k", b"", Version(0));
+        frame(&mut out, Op::Put, b"k", b"v", Version(65537), Some(1_700_000_000_123));
+        assert_eq!(out, b"*5\r\n$8\r\nREPL_PUT\r\n$1\r\nk\r\n$1\r\nv\r\n$5\r\n65537\r\n$13\r\n1700000000123\r\n");
+        out.clear();
+        frame(&mut out, Op::Del, b"k", b"", Version(0), Some(5));
         assert_eq!(out, b"*3\r\n$8\r\nREPL_DEL\r\n$1\r\nk\r\n$1\r\n0\r\n");
     }
 
@@ -193,8 +215,15 @@ mod tests {
     #[test]
     fn frames_decode_by_name_and_arity() {
         let put = Frame::decode(b"REPL_PUT", &[b"repl_put", b"k", b"v", b"65537"]);
-        let rec = Record { op: Op::Put, flags: 0, version: Version(65537), key: b"k", value: b"v" };
+        let rec = Record { op: Op::Put, flags: 0, version: Version(65537), key: b"k", value: b"v", deadline: None };
         assert_eq!(put, Frame::Write(Some(rec)));
+        let put = Frame::decode(b"REPL_PUT", &[b"repl_put", b"k", b"v", b"65537", b"1700000000123"]);
+        assert_eq!(put, Frame::Write(Some(Record { deadline: Some(1_700_000_000_123), ..rec })));
+        for bad in [&b"0"[..], b"-5", b"soon", b""] {
+            assert_eq!(Frame::decode(b"REPL_PUT", &[b"x", b"k", b"v", b"1", bad]), Frame::Write(None));
+        }
+        assert_eq!(Frame::decode(b"REPL_PUT", &[b"x", b"k", b"v", b"x", b"5"]), Frame::Write(None));
+        assert_eq!(Frame::decode(b"REPL_DEL", &[b"x", b"k", b"1", b"5"]), Frame::BadArity);
         assert_eq!(Frame::decode(b"REPL_PUT", &[b"x", b"k", b"v"]), Frame::Manual(Op::Put, b"k", b"v"));
         assert_eq!(Frame::decode(b"REPL_DEL", &[b"x", b"k", b"-1"]), Frame::Write(None));
         assert_eq!(Frame::decode(b"REPLHELLO", &[b"x", b"70000"]), Frame::Hello(None));

@@ -31,8 +31,8 @@
 //!    bytes reported to the node;
 //!    e. closed connections reaped (closing is deferred to here, so no event
 //!    of this batch can reach a reused slab slot);
-//!    f. [`Node::advance`]: compactions finished or started, tombstones
-//!    swept; it says when it next needs a turn.
+//!    f. [`Node::advance`]: compactions finished or started, expired keys
+//!    reclaimed, tombstones swept; it says when it next needs a turn.
 //!
 //! # TLS
 //! A connection accepted on a TLS listener (`--tls-port`, or the port

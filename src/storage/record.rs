@@ -2,9 +2,16 @@
 //! replication needs (the write's version, which names its origin node).
 //!
 //! ```text
-//! frame   = len:u32le  crc:u32le  payload            (crc = CRC-32C of payload)
-//! payload = op:u8  flags:u8  version:u64le  klen:u32le  key[klen]  value[len - 14 - klen]
+//! frame    = len:u32le  crc:u32le  payload            (crc = CRC-32C of payload)
+//! payload  = op:u8  flags:u8  version:u64le  klen:u32le  [deadline:u64le]  key[klen]  value[rest]
 //! ```
+//!
+//! `deadline` is there only if `flags` has [`FLAG_DEADLINE`] (format
+//! version 2; version 1 never sets it, so a version 1 log reads as it always
+//! did): the key's expiry, in milliseconds since the Unix epoch, an absolute
+//! time, so that replay and every peer agree on it whenever they apply the
+//! record. Only a PUT carries one. A key without a deadline pays nothing: its
+//! record is byte for byte what it was in version 1.
 //!
 //! CRC-32C (Castagnoli) because CPUs compute it in one instruction per 8
 //! bytes (SSE 4.2, ARMv8): the checksum of a small record costs a few
@@ -51,6 +58,14 @@ impl Op {
 /// origin node. Records of a full sync arrive unordered and lack it.
 pub const FLAG_ORDERED: u8 = 1;
 
+/// Record flag, on disk only: a deadline follows the key length. The codec
+/// sets and clears it from [`Record::deadline`], so a decoded record's
+/// `flags` never has it.
+pub const FLAG_DEADLINE: u8 = 2;
+
+/// Bytes a deadline adds to a record.
+pub const DEADLINE_LEN: usize = 8;
+
 /// A write's version: a Lamport counter in the high 48 bits and the origin
 /// node id in the low 16, so that one `u64` comparison is last-writer-wins
 /// with ties broken by node id.
@@ -88,6 +103,10 @@ pub struct Record<'a> {
     pub key: &'a [u8],
     /// The value (empty but for Put).
     pub value: &'a [u8],
+    /// When the key expires, in milliseconds since the Unix epoch (only a
+    /// Put has one; `None`: never). A deadline already past when the record
+    /// is applied makes it a delete at its version (see the store).
+    pub deadline: Option<u64>,
 }
 
 /// Why bytes could not be decoded as a record.
@@ -102,7 +121,12 @@ pub enum DecodeError {
 impl<'a> Record<'a> {
     /// Bytes this record takes once framed.
     pub fn encoded_len(&self) -> usize {
-        FRAME_HEADER + PAYLOAD_FIXED + self.key.len() + self.value.len()
+        FRAME_HEADER + self.payload_len()
+    }
+
+    fn payload_len(&self) -> usize {
+        let deadline = if self.deadline.is_some() { DEADLINE_LEN } else { 0 };
+        PAYLOAD_FIXED + deadline + self.key.len() + self.value.len()
     }
 
     /// Appends the framed record to `out`.
@@ -110,7 +134,7 @@ impl<'a> Record<'a> {
     /// Keys and values are bounded by the protocol limits far below 4 GiB;
     /// the caller guarantees `encoded_len() < u32::MAX`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let payload_len = PAYLOAD_FIXED + self.key.len() + self.value.len();
+        let payload_len = self.payload_len();
         let start = out.len();
         // The fixed part is built on the stack and appended at once: this
         // runs for every write.
@@ -118,11 +142,14 @@ impl<'a> Record<'a> {
         head[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         // head[4..8]: the checksum, filled in below.
         head[8] = self.op as u8;
-        head[9] = self.flags;
+        head[9] = (self.flags & !FLAG_DEADLINE) | if self.deadline.is_some() { FLAG_DEADLINE } else { 0 };
         head[10..18].copy_from_slice(&self.version.0.to_le_bytes());
         head[18..22].copy_from_slice(&(self.key.len() as u32).to_le_bytes());
         out.reserve(FRAME_HEADER + payload_len);
         out.extend_from_slice(&head);
+        if let Some(d) = self.deadline {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
         out.extend_from_slice(self.key);
         out.extend_from_slice(self.value);
         let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);
@@ -149,17 +176,34 @@ impl<'a> Record<'a> {
         }
         let op = Op::from_u8(payload[0]).ok_or(DecodeError::Corrupt("unknown op"))?;
         let flags = payload[1];
-        let mut v = [0u8; 8];
-        v.copy_from_slice(&payload[2..10]);
-        let version = Version(u64::from_le_bytes(v));
+        let version = Version(u64_at(payload, 2));
         let klen = u32::from_le_bytes([payload[10], payload[11], payload[12], payload[13]]) as usize;
-        let rest = &payload[PAYLOAD_FIXED..];
+        let mut rest = &payload[PAYLOAD_FIXED..];
+        let mut deadline = None;
+        if flags & FLAG_DEADLINE != 0 {
+            if op != Op::Put {
+                return Err(DecodeError::Corrupt("a deadline on a record that is not a put"));
+            }
+            if rest.len() < DEADLINE_LEN {
+                return Err(DecodeError::Corrupt("deadline past the record"));
+            }
+            deadline = Some(u64_at(rest, 0));
+            rest = &rest[DEADLINE_LEN..];
+        }
         if klen > rest.len() {
             return Err(DecodeError::Corrupt("key length past the record"));
         }
         let (key, value) = rest.split_at(klen);
-        Ok((Record { op, flags, version, key, value }, FRAME_HEADER + len))
+        let flags = flags & !FLAG_DEADLINE;
+        Ok((Record { op, flags, version, key, value, deadline }, FRAME_HEADER + len))
     }
+}
+
+/// The little-endian `u64` at `b[at..at + 8]` (the caller checked the length).
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(v)
 }
 
 #[cfg(test)]
@@ -167,37 +211,118 @@ mod tests {
     use super::*;
 
     fn sample() -> Record<'static> {
-        Record { op: Op::Put, flags: FLAG_ORDERED, version: Version::new(42, 7), key: b"key", value: b"a value\r\n\0" }
+        Record {
+            op: Op::Put,
+            flags: FLAG_ORDERED,
+            version: Version::new(42, 7),
+            key: b"key",
+            value: b"a value\r\n\0",
+            deadline: None,
+        }
+    }
+
+    fn expiring() -> Record<'static> {
+        Record { deadline: Some(1_700_000_000_123), ..sample() }
     }
 
     #[test]
-    fn round_trip() {
+    fn round_trip_with_and_without_deadline() {
+        for r in [sample(), expiring(), Record { key: b"", value: b"", ..expiring() }] {
+            let mut buf = Vec::new();
+            r.encode(&mut buf);
+            assert_eq!(buf.len(), r.encoded_len());
+            let (d, used) = Record::decode(&buf, 1 << 20).unwrap();
+            assert_eq!(d, r);
+            assert_eq!(used, buf.len());
+        }
+    }
+
+    #[test]
+    fn a_deadline_costs_eight_bytes_and_only_when_there_is_one() {
+        let (mut plain, mut with) = (Vec::new(), Vec::new());
+        sample().encode(&mut plain);
+        expiring().encode(&mut with);
+        assert_eq!(with.len(), plain.len() + DEADLINE_LEN);
+        // Without a deadline the bytes are version 1's: flags as given.
+        assert_eq!(plain[9], FLAG_ORDERED);
+        assert_eq!(with[9], FLAG_ORDERED | FLAG_DEADLINE);
+        assert_eq!(with[22..30], 1_700_000_000_123u64.to_le_bytes());
+        // The flag is the codec's: a caller's stray FLAG_DEADLINE is not written.
+        let mut stray = Vec::new();
+        Record { flags: FLAG_ORDERED | FLAG_DEADLINE, ..sample() }.encode(&mut stray);
+        assert_eq!(stray, plain);
+    }
+
+    #[test]
+    fn a_version_1_record_decodes_unchanged() {
+        // Built by hand as a version 1 build wrote it: no deadline field.
+        let payload: Vec<u8> =
+            [&[1u8, FLAG_ORDERED][..], &Version::new(3, 2).0.to_le_bytes(), &2u32.to_le_bytes(), b"k1v"].concat();
+        let buf = framed(&payload);
+        let (r, used) = Record::decode(&buf, 1 << 20).unwrap();
+        let want = Record {
+            op: Op::Put,
+            flags: FLAG_ORDERED,
+            version: Version::new(3, 2),
+            key: b"k1",
+            value: b"v",
+            deadline: None,
+        };
+        assert_eq!((r, used), (want, buf.len()));
+    }
+
+    /// Frames `payload` with a good length and checksum.
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut buf = (payload.len() as u32).to_le_bytes().to_vec();
+        buf.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+        buf.extend_from_slice(payload);
+        buf
+    }
+
+    #[test]
+    fn a_bad_deadline_is_corrupt() {
         let mut buf = Vec::new();
-        let r = sample();
-        r.encode(&mut buf);
-        assert_eq!(buf.len(), r.encoded_len());
-        let (d, used) = Record::decode(&buf, 1 << 20).unwrap();
-        assert_eq!(d, r);
-        assert_eq!(used, buf.len());
+        Record { op: Op::Del, value: b"", ..expiring() }.encode(&mut buf);
+        assert_eq!(
+            Record::decode(&buf, 1 << 20),
+            Err(DecodeError::Corrupt("a deadline on a record that is not a put"))
+        );
+        // The flag with fewer than eight bytes after the fixed part.
+        let mut payload = vec![1u8, FLAG_DEADLINE];
+        payload.extend_from_slice(&[0; 8]);
+        payload.extend_from_slice(&0u32.to_le_bytes());
+        payload.extend_from_slice(&[7; 5]);
+        assert_eq!(Record::decode(&framed(&payload), 1 << 20), Err(DecodeError::Corrupt("deadline past the record")));
+        // A key length that fits without the deadline but not with it.
+        let mut buf = Vec::new();
+        expiring().encode(&mut buf);
+        let payload = &mut buf[FRAME_HEADER..];
+        payload[10..14].copy_from_slice(&((3 + 11 + 1) as u32).to_le_bytes());
+        let payload = payload.to_vec();
+        assert_eq!(Record::decode(&framed(&payload), 1 << 20), Err(DecodeError::Corrupt("key length past the record")));
     }
 
     #[test]
     fn every_prefix_is_incomplete() {
-        let mut buf = Vec::new();
-        sample().encode(&mut buf);
-        for cut in 0..buf.len() {
-            assert_eq!(Record::decode(&buf[..cut], 1 << 20), Err(DecodeError::Incomplete), "cut {cut}");
+        for r in [sample(), expiring()] {
+            let mut buf = Vec::new();
+            r.encode(&mut buf);
+            for cut in 0..buf.len() {
+                assert_eq!(Record::decode(&buf[..cut], 1 << 20), Err(DecodeError::Incomplete), "cut {cut}");
+            }
         }
     }
 
     #[test]
     fn every_flipped_byte_is_detected() {
-        let mut buf = Vec::new();
-        sample().encode(&mut buf);
-        for i in 0..buf.len() {
-            let mut b = buf.clone();
-            b[i] ^= 0x40;
-            assert!(!matches!(Record::decode(&b, 1 << 20), Ok((r, _)) if r == sample()), "byte {i}");
+        for r in [sample(), expiring()] {
+            let mut buf = Vec::new();
+            r.encode(&mut buf);
+            for i in 0..buf.len() {
+                let mut b = buf.clone();
+                b[i] ^= 0x40;
+                assert!(!matches!(Record::decode(&b, 1 << 20), Ok((d, _)) if d == r), "byte {i}");
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! The keyspace: versioned entries, last writer wins, tombstones.
+//! The keyspace: versioned entries, last writer wins, tombstones, and
+//! expiry beside them (the `expiry` module).
 //!
 //! Every change — a client's write, a replayed log record, a write from a
 //! peer — goes through [`Store::apply`], so the three can never disagree.
@@ -15,12 +16,74 @@
 //! writes that the log could not take, so a write is never applied without
 //! being logged. [`Store::commit`] forgets the journal (and frees what the
 //! writes replaced) once the log has the writes.
+//!
+//! # Expiry
+//!
+//! A key's state is its value and its deadline (an absolute time in
+//! milliseconds since the epoch, or none) under one version: a write sets
+//! both, so a change of deadline alone (EXPIRE, PERSIST) is a new write of
+//! the same value, and last-writer-wins settles deadlines exactly as it
+//! settles values. The deadline lives in the expiry index beside the
+//! entries (module `expiry`); an entry that has one holds only its place in the
+//! index, in its `deleted_at` (unused by a live key otherwise), so a key
+//! without a deadline costs nothing more and its read does no more work.
+//!
+//! Time is an input: [`Store::set_now`], once per loop iteration. Once a
+//! key's deadline is at or before it, every read treats the key as a
+//! tombstone at the version of its last write (lazy expiry): [`Store::get`],
+//! [`Store::len`], [`Store::slot`] never show it. That is exactly what it
+//! is, on every node and at replay, without any DEL being written or sent:
+//! a write whose deadline has passed when it is applied (a replayed record
+//! after a restart, a late or resent peer frame) is applied as a delete at
+//! its version. Active expiry ([`Store::expire_due`]) then makes it a real
+//! tombstone (with peers: so that a late, older write cannot bring the key
+//! back, as for a DEL) or frees it (without peers), the keys due first, a
+//! bounded number per call.
+//!
+//! A clock that steps back does not bring an expired key back: the store's
+//! time never goes backwards.
+//!
+//! Why this converges across nodes. The deadline travels with the write
+//! (log record, peer frame, catch-up scan, compaction snapshot), absolute,
+//! so every node holds the same (value, deadline, version) for a key once
+//! the same writes reached it, and each reads it as gone from the same
+//! moment of its own clock; nodes whose clocks differ by d disagree for d
+//! at most, as they would on any time-dependent read. Expiring a key is not
+//! a write: the state "value v, deadline d, version n, now past d" and "a
+//! tombstone at version n" are the same state, so no node needs to tell
+//! another, and it does not matter which of the two a node holds, sends
+//! (a scan sends a due key as a delete at its version) or logs (compaction
+//! writes it as one, or drops it on a node without peers). What must not
+//! happen is that the key's entry disappears while an older write of it may
+//! still arrive from a peer: with peers, active expiry leaves the tombstone
+//! (kept for the tombstone grace, like a DEL's), which rejects that write
+//! as stale. A newer write of the key (a SET, or an EXPIRE made on a node
+//! whose clock had not reached d yet) is a new state and wins everywhere,
+//! as last-writer-wins says.
+
+mod expiry;
 
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use super::record::{Op, Record, Version};
+use self::expiry::Expiry;
+pub use self::expiry::KeyspaceInfo;
+use super::record::{DEADLINE_LEN, Op, Record, Version};
+
+/// [`Entry::deleted_at`] of a live key without a deadline.
+const LIVE: u32 = 0;
+/// The bit of [`Entry::deleted_at`] that marks a live key with a deadline;
+/// the bits below it are the key's place in the expiry index.
+const EXPIRING: u32 = 1 << 31;
+/// Tombstone stamps count seconds from here (2023-11-14), so that they fit
+/// below [`EXPIRING`] until 2091; a stamp is at least 1 (never [`LIVE`]).
+const STAMP_EPOCH: u32 = 1_700_000_000;
+
+/// The stamp of a tombstone made at `secs` (seconds since the Unix epoch).
+fn stamp(secs: u32) -> u32 {
+    secs.saturating_sub(STAMP_EPOCH).clamp(1, EXPIRING - 1)
+}
 
 /// One key's state. A tombstone keeps the key and version of a delete so a
 /// late, older write from a peer cannot bring the key back.
@@ -30,7 +93,8 @@ struct Entry {
     data: Box<[u8]>,
     version: Version,
     klen: u32,
-    /// Seconds since the Unix epoch at which the key was deleted; 0 = live.
+    /// [`LIVE`]; or [`EXPIRING`] and the key's place in the expiry index;
+    /// or, for a tombstone, its [`stamp`].
     deleted_at: u32,
 }
 
@@ -38,14 +102,24 @@ impl Entry {
     fn key(&self) -> &[u8] {
         &self.data[..self.klen as usize]
     }
-    fn value(&self) -> Option<&[u8]> {
-        (self.deleted_at == 0).then(|| &self.data[self.klen as usize..])
+    fn value_bytes(&self) -> &[u8] {
+        &self.data[self.klen as usize..]
     }
+    /// Whether the entry holds a value (it may be due to expire: see
+    /// [`Store::visible`]).
     fn is_live(&self) -> bool {
-        self.deleted_at == 0
+        self.deleted_at == LIVE || self.expiring()
     }
-    /// What this entry weighs as a log record, the measure of "live data"
-    /// that decides when the log is worth compacting.
+    fn expiring(&self) -> bool {
+        self.deleted_at & EXPIRING != 0
+    }
+    /// The entry's place in the expiry index, if it has a deadline.
+    fn expiry_pos(&self) -> Option<usize> {
+        self.expiring().then_some((self.deleted_at & !EXPIRING) as usize)
+    }
+    /// What this entry weighs as a log record, less a deadline (counted in
+    /// [`Store::data_bytes`]): the measure of "live data" that decides when
+    /// the log is worth compacting.
     fn record_len(&self) -> u64 {
         (super::record::FRAME_HEADER + super::record::PAYLOAD_FIXED + self.data.len()) as u64
     }
@@ -73,6 +147,8 @@ pub struct Slot<'a> {
     pub value: Option<&'a [u8]>,
     /// The version of the last write to the key.
     pub version: Version,
+    /// When the key expires (ms since the epoch), if it has a value and a deadline.
+    pub deadline: Option<u64>,
 }
 
 /// What [`Store::apply`] did.
@@ -92,14 +168,27 @@ pub enum Applied {
 
 enum Undo {
     /// Slot `idx` was overwritten in place; its old value bytes are at
-    /// `scratch[at..at + len]`, its old version and deletion stamp here.
-    InPlace { idx: u32, at: usize, len: usize, version: Version, deleted_at: u32 },
-    /// Slot `idx` held `prev` before the write.
-    Replaced { idx: u32, prev: Entry },
+    /// `scratch[at..at + len]`, its old version, deletion stamp (`LIVE` if
+    /// it had a deadline: its place in the index is not kept, it may move)
+    /// and deadline here.
+    InPlace { idx: u32, at: usize, len: usize, version: Version, deleted_at: u32, deadline: Option<u64> },
+    /// Slot `idx` held `prev`, expiring at `deadline`, before the write.
+    Replaced { idx: u32, prev: Entry, deadline: Option<u64> },
     /// The write appended slot `idx` (always the last one when undone).
     Inserted { idx: u32 },
-    /// A FLUSHALL replaced the whole keyspace.
-    Flushed { entries: Vec<Entry>, index: HashTable<u32>, floor: Version, live: usize, data_bytes: u64 },
+    /// A FLUSHALL replaced the whole keyspace. Boxed: rare, and the
+    /// largest variant, whose size every journal entry would take.
+    Flushed(Box<Flushed>),
+}
+
+/// The keyspace a FLUSHALL replaced, for its rollback.
+struct Flushed {
+    entries: Vec<Entry>,
+    index: HashTable<u32>,
+    expiry: Expiry,
+    floor: Version,
+    live: usize,
+    data_bytes: u64,
 }
 
 /// The keyspace. See the module docs.
@@ -117,8 +206,16 @@ pub struct Store {
     /// The Lamport clock: the highest counter this node has seen or made.
     clock: u64,
     keep_tombstones: bool,
+    /// Entries holding a value, due to expire or not (see [`Store::len`]).
     live: usize,
     data_bytes: u64,
+    /// The deadlines of the keys that have one.
+    expiry: Expiry,
+    /// The time, in milliseconds since the epoch, that deadlines are judged
+    /// by (see [`Store::set_now`]).
+    now_ms: u64,
+    /// Keys expired by [`Store::expire_due`] since start.
+    expired: u64,
     journal: Vec<Undo>,
     /// Old values of in-place overwrites, for rollback; reused, so an
     /// overwrite allocates nothing in steady state.
@@ -142,6 +239,9 @@ impl Store {
             keep_tombstones,
             live: 0,
             data_bytes: 0,
+            expiry: Expiry::default(),
+            now_ms: 0,
+            expired: 0,
             journal: Vec::new(),
             scratch: Vec::new(),
             journaling: true,
@@ -185,9 +285,20 @@ impl Store {
         });
     }
 
-    /// The value of a live key.
+    /// The value of a live key (one whose deadline, if it has one, is
+    /// still ahead).
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.find(key).and_then(|i| self.entries[i as usize].value())
+        self.find(key).and_then(|i| self.visible(i))
+    }
+
+    /// The value of slot `i`, unless it is a tombstone or due to expire.
+    #[inline]
+    fn visible(&self, i: u32) -> Option<&[u8]> {
+        let e = &self.entries[i as usize];
+        if e.deleted_at == LIVE {
+            return Some(e.value_bytes());
+        }
+        e.expiry_pos().filter(|&pos| self.expiry.deadline_at(pos) > self.now_ms).map(|_| e.value_bytes())
     }
 
     /// Whether `key` holds a value.
@@ -222,24 +333,27 @@ impl Store {
         self.floor
     }
 
-    /// Live keys.
+    /// Live keys, expired ones not counted: in the time it takes to walk
+    /// the keys that are due and not yet expired by [`Store::expire_due`]
+    /// (none, as long as active expiry keeps up).
     pub fn len(&self) -> usize {
-        self.live
+        self.live - self.expiry.count_due(self.now_ms)
     }
 
     /// Whether no key holds a value.
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.len() == 0
     }
 
-    /// Tombstones held.
+    /// Tombstones held (not counting keys due to expire that active expiry
+    /// has not reached yet).
     pub fn tombstones(&self) -> usize {
         self.entries.len() - self.live
     }
 
     /// Bytes a log holding exactly this state would take (records only).
     pub fn data_bytes(&self) -> u64 {
-        self.data_bytes
+        self.data_bytes + (DEADLINE_LEN * self.expiry.len()) as u64
     }
 
     /// Slots, live or not: the bound of a scan.
@@ -247,13 +361,23 @@ impl Store {
         self.entries.len()
     }
 
-    /// Slot `i` of a scan, if there is one.
+    /// Slot `i` of a scan, if there is one. A key due to expire is a
+    /// tombstone here, as everywhere.
     pub fn slot(&self, i: usize) -> Option<Slot<'_>> {
-        self.entries.get(i).map(|e| Slot { key: e.key(), value: e.value(), version: e.version })
+        let e = self.entries.get(i)?;
+        let (value, deadline) = match e.expiry_pos() {
+            _ if e.deleted_at == LIVE => (Some(e.value_bytes()), None),
+            Some(pos) if self.expiry.deadline_at(pos) > self.now_ms => {
+                (Some(e.value_bytes()), Some(self.expiry.deadline_at(pos)))
+            }
+            _ => (None, None),
+        };
+        Some(Slot { key: e.key(), value, version: e.version, deadline })
     }
 
     /// Applies one write, if it is newer than what the store holds.
-    /// `now` (seconds since the epoch) stamps tombstones.
+    /// `now` (seconds since the epoch) stamps tombstones. A put whose
+    /// deadline is not after the store's time is a delete at its version.
     pub fn apply(&mut self, rec: &Record<'_>, now: u32) -> Applied {
         if matches!(rec.op, Op::Watermark) {
             return Applied::NotAWrite;
@@ -263,12 +387,16 @@ impl Store {
             return Applied::Stale;
         }
         match rec.op {
-            Op::Put => self.write(rec.key, Some(rec.value), rec.version, now),
-            Op::Del => self.write(rec.key, None, rec.version, now),
+            Op::Put => match rec.deadline {
+                Some(d) if d <= self.now_ms => self.write(rec.key, None, rec.version, now, None),
+                deadline => self.write(rec.key, Some(rec.value), rec.version, now, deadline),
+            },
+            Op::Del => self.write(rec.key, None, rec.version, now, None),
             Op::FlushAll => {
+                let was_live = !self.is_empty();
                 let entries = std::mem::take(&mut self.entries);
                 let index = std::mem::take(&mut self.index);
-                let was_live = self.live > 0;
+                let expiry = std::mem::take(&mut self.expiry);
                 let (floor, live, data_bytes) = (self.floor, self.live, self.data_bytes);
                 self.floor = rec.version;
                 self.live = 0;
@@ -283,47 +411,82 @@ impl Store {
                 // local FLUSHALL is newer than everything), so copying them
                 // keeps the undo journal simple.
                 for e in entries.iter().filter(|e| e.version > rec.version) {
-                    let copy =
-                        Entry { data: e.data.clone(), version: e.version, klen: e.klen, deleted_at: e.deleted_at };
+                    // Its place in the old index means nothing in the new one.
+                    let deleted_at = if e.expiring() { LIVE } else { e.deleted_at };
+                    let copy = Entry { data: e.data.clone(), version: e.version, klen: e.klen, deleted_at };
                     let idx = self.entries.len() as u32;
                     let hash = self.hasher.hash_one(copy.key());
                     self.entries.push(copy);
                     let (entries, hasher) = (&self.entries, &self.hasher);
                     self.index.insert_unique(hash, idx, |&i| hasher.hash_one(entries[i as usize].key()));
+                    if let Some(pos) = e.expiry_pos() {
+                        self.expiry.set(&mut self.entries, idx, expiry.deadline_at(pos));
+                    }
                     self.account_add(idx);
                 }
-                self.journal(Undo::Flushed { entries, index, floor, live, data_bytes });
+                self.journal(Undo::Flushed(Box::new(Flushed { entries, index, expiry, floor, live, data_bytes })));
                 Applied::Done { was_live }
             }
             Op::Watermark => Applied::NotAWrite,
         }
     }
 
-    fn write(&mut self, key: &[u8], value: Option<&[u8]>, version: Version, now: u32) -> Applied {
+    /// Sets `key` to `value` (`None`: a tombstone) with `deadline` (ignored
+    /// for a tombstone) at `version`, unless the store holds a newer version.
+    fn write(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        version: Version,
+        now: u32,
+        deadline: Option<u64>,
+    ) -> Applied {
         let found = self.find(key);
+        let mut was_live = false;
         if let Some(idx) = found {
-            let slot = &mut self.entries[idx as usize];
+            let slot = &self.entries[idx as usize];
             if slot.version >= version {
                 return Applied::Stale;
             }
+            was_live = slot.deleted_at == LIVE
+                || slot.expiry_pos().is_some_and(|pos| self.expiry.deadline_at(pos) > self.now_ms);
         }
+        let deadline = value.and(deadline);
         if let (Some(idx), Some(value)) = (found, value) {
             let slot = &mut self.entries[idx as usize];
             if slot.data.len() == key.len() + value.len() {
                 // Same size: overwrite the bytes where they are, no allocation.
-                let was_live = slot.is_live();
+                let (old_version, old_deleted_at) = (slot.version, slot.deleted_at);
+                let old_deadline = slot.expiry_pos().map(|p| self.expiry.deadline_at(p));
                 if self.journaling {
                     let at = self.scratch.len();
                     self.scratch.extend_from_slice(&slot.data[key.len()..]);
-                    let (v, d) = (slot.version, slot.deleted_at);
-                    self.journal.push(Undo::InPlace { idx, at, len: value.len(), version: v, deleted_at: d });
+                    // Kept without its place in the index (see `Undo::InPlace`).
+                    let d = if old_deadline.is_some() { LIVE } else { old_deleted_at };
+                    let len = value.len();
+                    let undo =
+                        Undo::InPlace { idx, at, len, version: old_version, deleted_at: d, deadline: old_deadline };
+                    self.journal.push(undo);
                 }
                 let slot = &mut self.entries[idx as usize];
                 slot.data[key.len()..].copy_from_slice(value);
                 slot.version = version;
-                slot.deleted_at = 0;
-                if !was_live {
+                if old_deleted_at == LIVE && deadline.is_none() {
+                    // The common case: a key without a deadline keeps none.
+                    return Applied::Done { was_live };
+                }
+                if !(old_deleted_at == LIVE || old_deadline.is_some()) {
+                    slot.deleted_at = LIVE;
                     self.live += 1;
+                }
+                match deadline {
+                    Some(d) => {
+                        self.expiry.set(&mut self.entries, idx, d);
+                    }
+                    None if old_deadline.is_some() => {
+                        self.expiry.remove(&mut self.entries, idx);
+                    }
+                    None => {}
                 }
                 return Applied::Done { was_live };
             }
@@ -331,20 +494,20 @@ impl Store {
         let mut data = Vec::with_capacity(key.len() + value.map_or(0, <[u8]>::len));
         data.extend_from_slice(key);
         data.extend_from_slice(value.unwrap_or_default());
-        let entry = Entry {
-            data: data.into_boxed_slice(),
-            version,
-            klen: key.len() as u32,
-            deleted_at: if value.is_some() { 0 } else { now.max(1) },
-        };
+        let deleted_at = if value.is_some() { LIVE } else { stamp(now) };
+        let entry = Entry { data: data.into_boxed_slice(), version, klen: key.len() as u32, deleted_at };
         match found {
             Some(idx) => {
-                let slot = &mut self.entries[idx as usize];
-                let was_live = slot.is_live();
-                let prev = std::mem::replace(slot, entry);
+                // The old entry leaves the index before it leaves its slot,
+                // and is kept (for rollback) without its place in it.
+                let prev_deadline = self.expiry.remove(&mut self.entries, idx);
+                let prev = std::mem::replace(&mut self.entries[idx as usize], entry);
+                if let Some(d) = deadline {
+                    self.expiry.set(&mut self.entries, idx, d);
+                }
                 self.account_remove(&prev);
                 self.account_add(idx);
-                self.journal(Undo::Replaced { idx, prev });
+                self.journal(Undo::Replaced { idx, prev, deadline: prev_deadline });
                 Applied::Done { was_live }
             }
             None => {
@@ -358,6 +521,9 @@ impl Store {
                 self.entries.push(entry);
                 let (entries, hasher) = (&self.entries, &self.hasher);
                 self.index.insert_unique(hash, idx, |&i| hasher.hash_one(entries[i as usize].key()));
+                if let Some(d) = deadline {
+                    self.expiry.set(&mut self.entries, idx, d);
+                }
                 self.account_add(idx);
                 self.journal(Undo::Inserted { idx });
                 Applied::Done { was_live: false }
@@ -406,26 +572,35 @@ impl Store {
     pub fn rollback(&mut self) {
         while let Some(undo) = self.journal.pop() {
             match undo {
-                Undo::InPlace { idx, at, len, version, deleted_at } => {
+                Undo::InPlace { idx, at, len, version, deleted_at, deadline } => {
+                    self.expiry.remove(&mut self.entries, idx);
                     let slot = &mut self.entries[idx as usize];
                     let klen = slot.klen as usize;
                     slot.data[klen..klen + len].copy_from_slice(&self.scratch[at..at + len]);
                     slot.version = version;
-                    if deleted_at != 0 {
+                    slot.deleted_at = deleted_at;
+                    if !slot.is_live() {
                         self.live -= 1;
                     }
-                    slot.deleted_at = deleted_at;
+                    if let Some(d) = deadline {
+                        self.expiry.set(&mut self.entries, idx, d);
+                    }
                 }
-                Undo::Replaced { idx, prev } => {
+                Undo::Replaced { idx, prev, deadline } => {
+                    self.expiry.remove(&mut self.entries, idx);
                     let cur = std::mem::replace(&mut self.entries[idx as usize], prev);
                     self.account_remove(&cur);
                     self.data_bytes += self.entries[idx as usize].record_len();
                     if self.entries[idx as usize].is_live() {
                         self.live += 1;
                     }
+                    if let Some(d) = deadline {
+                        self.expiry.set(&mut self.entries, idx, d);
+                    }
                 }
                 Undo::Inserted { idx } => {
                     debug_assert_eq!(idx as usize + 1, self.entries.len());
+                    self.expiry.remove(&mut self.entries, idx);
                     if let Some(cur) = self.entries.pop() {
                         let hash = self.hasher.hash_one(cur.key());
                         if let Ok(found) = self.index.find_entry(hash, |&i| i == idx) {
@@ -434,9 +609,11 @@ impl Store {
                         self.account_remove(&cur);
                     }
                 }
-                Undo::Flushed { entries, index, floor, live, data_bytes } => {
+                Undo::Flushed(flushed) => {
+                    let Flushed { entries, index, expiry, floor, live, data_bytes } = *flushed;
                     self.entries = entries;
                     self.index = index;
+                    self.expiry = expiry;
                     self.floor = floor;
                     self.live = live;
                     self.data_bytes = data_bytes;
@@ -447,14 +624,16 @@ impl Store {
         self.fresh_tombstones.retain(|&i| (i as usize) < self.entries.len());
     }
 
-    /// Removes slot `idx` (a tombstone) by moving the last slot into it.
-    /// Only at a safe point: no scan under way, journal committed.
+    /// Removes slot `idx` (a tombstone, or a key that expired) by moving
+    /// the last slot into it. Only at a safe point: no scan under way,
+    /// journal committed.
     fn remove_at(&mut self, idx: u32) {
         debug_assert!(self.journal.is_empty());
         let hash = self.hasher.hash_one(self.entries[idx as usize].key());
         if let Ok(found) = self.index.find_entry(hash, |&i| i == idx) {
             found.remove();
         }
+        self.expiry.remove(&mut self.entries, idx);
         let last = (self.entries.len() - 1) as u32;
         if idx != last {
             let moved_hash = self.hasher.hash_one(self.entries[last as usize].key());
@@ -463,6 +642,7 @@ impl Store {
             }
         }
         let gone = self.entries.swap_remove(idx as usize);
+        self.expiry.moved(&self.entries, idx);
         self.account_remove(&gone);
     }
 
@@ -487,6 +667,7 @@ impl Store {
     /// Frees tombstones deleted at or before `cutoff` (seconds since the
     /// epoch), returning how many. Only at a safe point.
     pub fn sweep_expired(&mut self, cutoff: u32) -> usize {
+        let cutoff = cutoff.saturating_sub(STAMP_EPOCH);
         let mut freed = 0;
         let mut i = self.entries.len();
         while i > 0 {
@@ -507,10 +688,10 @@ mod tests {
     use crate::storage::record::FLAG_ORDERED;
 
     fn put<'a>(key: &'a [u8], value: &'a [u8], v: Version) -> Record<'a> {
-        Record { op: Op::Put, flags: FLAG_ORDERED, version: v, key, value }
+        Record { op: Op::Put, flags: FLAG_ORDERED, version: v, key, value, deadline: None }
     }
     fn del(key: &[u8], v: Version) -> Record<'_> {
-        Record { op: Op::Del, flags: FLAG_ORDERED, version: v, key, value: b"" }
+        Record { op: Op::Del, flags: FLAG_ORDERED, version: v, key, value: b"", deadline: None }
     }
 
     #[test]
@@ -535,8 +716,8 @@ mod tests {
         assert_eq!(s.get(b"k"), None);
         assert_eq!((s.len(), s.tombstones()), (0, 1));
         s.commit();
-        assert_eq!(s.sweep_expired(0), 0);
-        assert_eq!(s.sweep_expired(1), 1);
+        assert_eq!(s.sweep_expired(STAMP_EPOCH), 0);
+        assert_eq!(s.sweep_expired(STAMP_EPOCH + 1), 1);
         assert_eq!(s.slots(), 0);
     }
 
@@ -544,7 +725,8 @@ mod tests {
     fn flushall_drops_older_writes_only() {
         let mut s = Store::new(true);
         s.apply(&put(b"a", b"1", Version::new(1, 1)), 1);
-        let flush = Record { op: Op::FlushAll, flags: 0, version: Version::new(5, 1), key: b"", value: b"" };
+        let flush =
+            Record { op: Op::FlushAll, flags: 0, version: Version::new(5, 1), key: b"", value: b"", deadline: None };
         s.apply(&flush, 1);
         assert!(s.is_empty());
         assert_eq!(s.apply(&put(b"b", b"late", Version::new(4, 2)), 1), Applied::Stale);
@@ -555,7 +737,8 @@ mod tests {
 
     #[test]
     fn flushall_keeps_newer_writes_whatever_the_order() {
-        let flush = Record { op: Op::FlushAll, flags: 0, version: Version::new(5, 1), key: b"", value: b"" };
+        let flush =
+            Record { op: Op::FlushAll, flags: 0, version: Version::new(5, 1), key: b"", value: b"", deadline: None };
         let writes = [
             put(b"old", b"1", Version::new(4, 2)),
             put(b"new", b"2", Version::new(6, 2)),
@@ -589,7 +772,8 @@ mod tests {
         s.apply(&put(b"b", b"2", Version::new(9, 2)), 1);
         s.commit();
         let before: Vec<_> = (0..s.slots()).map(|i| format!("{:?}", s.slot(i))).collect();
-        let flush = Record { op: Op::FlushAll, flags: 0, version: Version::new(5, 1), key: b"", value: b"" };
+        let flush =
+            Record { op: Op::FlushAll, flags: 0, version: Version::new(5, 1), key: b"", value: b"", deadline: None };
         s.apply(&flush, 1);
         assert_eq!((s.get(b"a"), s.get(b"b")), (None, Some(&b"2"[..])));
         s.apply(&put(b"b", b"3", Version::new(10, 1)), 1);
@@ -610,7 +794,8 @@ mod tests {
         s.apply(&put(b"a", b"changed", Version::new(3, 1)), 1);
         s.apply(&del(b"b", Version::new(4, 1)), 1);
         s.apply(&put(b"new", b"x", Version::new(5, 1)), 1);
-        let flush = Record { op: Op::FlushAll, flags: 0, version: Version::new(6, 1), key: b"", value: b"" };
+        let flush =
+            Record { op: Op::FlushAll, flags: 0, version: Version::new(6, 1), key: b"", value: b"", deadline: None };
         s.apply(&flush, 1);
         s.apply(&put(b"after", b"y", Version::new(7, 1)), 1);
         s.rollback();

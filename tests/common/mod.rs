@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod cluster;
+
 /// How long any single condition may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 

@@ -19,7 +19,6 @@ use super::strings::Failed;
 use super::{Ctx, Flow};
 use crate::node::Node;
 use crate::proto::resp;
-use crate::storage::record::Op;
 
 /// Redis's error for a number that is not a 64-bit integer.
 pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
@@ -108,12 +107,13 @@ pub fn increment_float(node: &mut Node, key: &[u8], incr: &[u8], text: &mut Vec<
     write_result(node, key, text)
 }
 
-/// Stores a counter's new value. Today the value itself is the write: it
-/// replaces the old one under last-writer-wins, everywhere. A converging
-/// counter (increments from several masters adding up) would log the
-/// increment here instead.
+/// Stores a counter's new value, keeping the key's deadline (as Redis's
+/// INCR does). Today the value itself is the write: it replaces the old one
+/// under last-writer-wins, everywhere. A converging counter (increments from
+/// several masters adding up) would log the increment here instead.
 fn write_result(node: &mut Node, key: &[u8], value: &[u8]) -> Result<(), Failed> {
-    node.local_write(Op::Put, key, value)?;
+    let deadline = node.store.deadline_of(key);
+    node.local_put(key, value, deadline)?;
     Ok(())
 }
 

@@ -222,7 +222,7 @@ fn stats(node: &Node) -> Fields {
         f("sync_full", resyncs.to_string()),
         f("sync_partial_ok", "0"),
         f("sync_partial_err", "0"),
-        f("expired_keys", "0"),
+        f("expired_keys", node.store.expired_keys().to_string()),
         f("evicted_keys", "0"),
         f("evicted_clients", "0"),
         f("keyspace_hits", s.hits.to_string()),
@@ -296,7 +296,8 @@ fn keyspace(node: &Node) -> Fields {
     if node.store.is_empty() {
         vec![]
     } else {
-        vec![f("db0", format!("keys={},expires=0,avg_ttl=0", node.store.len()))]
+        let k = node.store.keyspace_info();
+        vec![f("db0", format!("keys={},expires={},avg_ttl={}", k.keys, k.expires, k.avg_ttl_ms))]
     }
 }
 

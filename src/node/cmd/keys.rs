@@ -80,7 +80,7 @@ pub enum Renamed {
 /// (a refusal depends only on the log's state, which changes at the end of
 /// the loop iteration, not within a command).
 pub fn rename(node: &mut Node, src: &[u8], dst: &[u8], nx: bool) -> Result<Renamed, Refused> {
-    let Some(value) = node.store.get(src) else {
+    let Some((value, deadline)) = node.store.get_with_deadline(src) else {
         return Ok(Renamed::NoSuchKey);
     };
     if src == dst {
@@ -89,8 +89,9 @@ pub fn rename(node: &mut Node, src: &[u8], dst: &[u8], nx: bool) -> Result<Renam
     if nx && node.store.contains(dst) {
         return Ok(Renamed::Kept);
     }
+    // The deadline moves with the value, as in Redis.
     let value = value.to_vec();
-    node.local_write(Op::Put, dst, &value)?;
+    node.local_put(dst, &value, deadline)?;
     node.local_write(Op::Del, src, b"")?;
     Ok(Renamed::Done)
 }
@@ -165,7 +166,7 @@ pub fn copy(cx: &mut Ctx<'_>) -> Flow {
         return Flow::Continue;
     }
     let node = &mut *cx.node;
-    let Some(value) = node.store.get(src) else {
+    let Some((value, deadline)) = node.store.get_with_deadline(src) else {
         resp::int(out, 0);
         return Flow::Continue;
     };
@@ -173,8 +174,9 @@ pub fn copy(cx: &mut Ctx<'_>) -> Flow {
         resp::int(out, 0);
         return Flow::Continue;
     }
+    // The copy keeps the source's deadline, as in Redis.
     let value = value.to_vec();
-    match node.local_write(Op::Put, dst, &value) {
+    match node.local_put(dst, &value, deadline) {
         Ok(_) => resp::int(out, 1),
         Err(Refused(why)) => refused(out, &why),
     }
@@ -517,13 +519,43 @@ mod tests {
     use crate::storage::record::{FLAG_ORDERED, Record, Version};
 
     fn put(s: &mut Store, key: &[u8], counter: u64) {
-        s.apply(&Record { op: Op::Put, flags: FLAG_ORDERED, version: Version::new(counter, 1), key, value: b"v" }, 1);
+        s.apply(
+            &Record {
+                op: Op::Put,
+                flags: FLAG_ORDERED,
+                version: Version::new(counter, 1),
+                key,
+                value: b"v",
+                deadline: None,
+            },
+            1,
+        );
     }
     fn del(s: &mut Store, key: &[u8], counter: u64) {
-        s.apply(&Record { op: Op::Del, flags: FLAG_ORDERED, version: Version::new(counter, 1), key, value: b"" }, 1);
+        s.apply(
+            &Record {
+                op: Op::Del,
+                flags: FLAG_ORDERED,
+                version: Version::new(counter, 1),
+                key,
+                value: b"",
+                deadline: None,
+            },
+            1,
+        );
     }
     fn flush(s: &mut Store, counter: u64) {
-        s.apply(&Record { op: Op::FlushAll, flags: 0, version: Version::new(counter, 2), key: b"", value: b"" }, 1);
+        s.apply(
+            &Record {
+                op: Op::FlushAll,
+                flags: 0,
+                version: Version::new(counter, 2),
+                key: b"",
+                value: b"",
+                deadline: None,
+            },
+            1,
+        );
     }
 
     #[test]

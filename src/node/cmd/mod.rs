@@ -17,6 +17,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod counters;
+pub mod expire;
 pub mod glob;
 pub mod info;
 pub mod keys;
@@ -199,6 +200,20 @@ impl CommandSpec {
         CommandSpec::resp(name, arity, flags, NOKEYS, run)
     }
 
+    /// A command of the text protocol only (not listed by COMMAND).
+    const fn text_only(name: &'static str, arity: usize, usage: &'static str, run: Handler) -> CommandSpec {
+        CommandSpec {
+            name,
+            arity: 0,
+            flags: HIDDEN,
+            keys: (0, 0, 0),
+            resp: None,
+            text: Some(TextForm { arity, usage, run }),
+            subs: &[],
+            doc: Doc::NONE,
+        }
+    }
+
     /// A kvstore command of RESP that COMMAND does not list; its handler
     /// checks its own arguments.
     const fn hidden(name: &'static str, run: Handler) -> CommandSpec {
@@ -308,6 +323,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         "INCRBYFLOAT <key> <increment>",
         text::incrbyfloat,
     ),
+    CommandSpec::resp("SETEX", 4, WRITE | DENYOOM, ONE_KEY, strings::setex),
+    CommandSpec::resp("PSETEX", 4, WRITE | DENYOOM, ONE_KEY, strings::psetex),
+    CommandSpec::resp("GETEX", -2, WRITE | FAST, ONE_KEY, strings::getex),
     // The keyspace as a whole.
     CommandSpec::resp("DBSIZE", 1, READONLY | FAST, NOKEYS, keys::dbsize),
     CommandSpec::resp("FLUSHALL", -1, WRITE, NOKEYS, keys::flushall),
@@ -388,6 +406,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::resp("DISCARD", 1, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, NOKEYS, multi::discard),
     CommandSpec::resp("WATCH", -2, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, ALL_KEYS, multi::watch),
     CommandSpec::resp("UNWATCH", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, multi::unwatch),
+    // Expiry.
+    CommandSpec::resp("EXPIRE", -3, WRITE | FAST, ONE_KEY, expire::expire).and_text(
+        3,
+        "EXPIRE <key> <seconds>",
+        text::expire,
+    ),
+    CommandSpec::resp("PEXPIRE", -3, WRITE | FAST, ONE_KEY, expire::pexpire),
+    CommandSpec::resp("EXPIREAT", -3, WRITE | FAST, ONE_KEY, expire::expireat),
+    CommandSpec::resp("PEXPIREAT", -3, WRITE | FAST, ONE_KEY, expire::pexpireat),
+    CommandSpec::resp("TTL", 2, READONLY | FAST, ONE_KEY, expire::ttl).and_text(2, "TTL <key>", text::ttl),
+    CommandSpec::resp("PTTL", 2, READONLY | FAST, ONE_KEY, expire::pttl),
+    CommandSpec::resp("EXPIRETIME", 2, READONLY | FAST, ONE_KEY, expire::expiretime),
+    CommandSpec::resp("PEXPIRETIME", 2, READONLY | FAST, ONE_KEY, expire::pexpiretime),
+    CommandSpec::resp("PERSIST", 2, WRITE | FAST, ONE_KEY, expire::persist).and_text(2, "PERSIST <key>", text::persist),
+    CommandSpec::text_only("PUTEX", 4, "PUTEX <key> <seconds> <value>", text::putex),
     // kvstore's own.
     CommandSpec::resp("STATS", 1, HIDDEN | LOADING | STALE, NOKEYS, text::stats_resp).and_text(0, "STATS", text::stats),
     CommandSpec::hidden("COMPACT", server::bgrewriteaof).and_text(0, "COMPACT", text::compact),
@@ -524,7 +557,7 @@ mod tests {
             assert!(c.resp.is_some() || c.text.is_some(), "{}", c.name);
             assert!(COMMANDS[..i].iter().all(|d| d.name != c.name), "{} twice", c.name);
         }
-        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 57);
+        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 69);
         for c in COMMANDS {
             for (i, s) in c.subs.iter().enumerate() {
                 let (parent, sub) = s.name.split_once('|').expect("PARENT|SUB");

@@ -1,5 +1,5 @@
 //! Strings: GET, SET, MGET, MSET, SETNX, MSETNX, GETSET, GETDEL, APPEND,
-//! STRLEN, GETRANGE (and SUBSTR), SETRANGE. The counters (INCR and the
+//! STRLEN, GETRANGE (and SUBSTR), SETRANGE, SETEX, PSETEX, GETEX. The counters (INCR and the
 //! like) are in [`super::counters`].
 //!
 //! A command that reads a key and writes it back (APPEND, SETRANGE) does
@@ -9,7 +9,8 @@
 //! that returns a value or a [`Failed`], and a RESP handler that encodes it.
 
 use super::counters::{NOT_AN_INTEGER, parse_i64};
-use super::{Ctx, Flow, refused, upper, wrong_args};
+use super::expire::{OptError, StringOpts, TimeArg, TtlOpt, deadline_of_arg, parse_string_opts};
+use super::{Ctx, Flow, refused, wrong_args};
 use crate::node::Node;
 use crate::node::write::Refused;
 use crate::proto::resp;
@@ -32,44 +33,75 @@ pub fn get(cx: &mut Ctx<'_>) -> Flow {
     Flow::Continue
 }
 
-/// `SET key value [NX|XX] [GET]`, with a clear error for expiry options.
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`, in
+/// Redis's order: the options, the time, then GET's reply (the old value),
+/// then the NX/XX condition, then the write.
 pub fn set(cx: &mut Ctx<'_>) -> Flow {
-    let (a, r3, out) = (cx.args, cx.resp3(), &mut *cx.out);
-    let (key, value) = (a.get(1), a.get(2));
-    let (mut nx, mut xx, mut get) = (false, false, false);
-    for opt in a.iter(3) {
-        let mut ob = [0u8; 24];
-        match upper(opt, &mut ob) {
-            b"NX" if !xx => nx = true,
-            b"XX" if !nx => xx = true,
-            b"GET" => get = true,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"KEEPTTL" => {
-                resp::error(out, b"ERR kvstore keys do not expire: EX, PX, EXAT, PXAT and KEEPTTL are not supported");
+    let a = cx.args;
+    if a.len() == 3 {
+        // The hot path: no option to parse, nothing to look up first.
+        match cx.node.local_write(Op::Put, a.get(1), a.get(2)) {
+            Ok(_) => resp::simple(cx.out, b"OK"),
+            Err(Refused(why)) => refused(cx.out, &why),
+        }
+        return Flow::Continue;
+    }
+    set_generic(cx, a.get(1), a.get(2), parse_string_opts(a.iter(3), false), "set")
+}
+
+/// SET and its shorthands SETEX and PSETEX, once the options are parsed.
+fn set_generic(
+    cx: &mut Ctx<'_>,
+    key: &[u8],
+    value: &[u8],
+    opts: Result<StringOpts<'_>, OptError<'_>>,
+    name: &str,
+) -> Flow {
+    let (r3, out, node) = (cx.resp3(), &mut *cx.out, &mut *cx.node);
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => {
+            e.reply(out, name);
+            return Flow::Continue;
+        }
+    };
+    let deadline = match opts.ttl {
+        TtlOpt::At(kind, arg) => match deadline_of_arg(kind, arg, node.store.now_ms()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                e.reply(out, name);
                 return Flow::Continue;
             }
-            _ => {
-                resp::error(out, b"ERR syntax error");
-                return Flow::Continue;
+        },
+        TtlOpt::Keep => node.store.deadline_of(key),
+        TtlOpt::Unset | TtlOpt::Persist => None,
+    };
+    // GET's reply goes first (it is the reply whatever follows); it is
+    // taken back if the write is refused.
+    let mark = out.len();
+    // A plain SET looks nothing up: the write path finds the key once.
+    if opts.get || opts.nx || opts.xx {
+        let current = node.store.get(key);
+        if opts.get {
+            match current {
+                Some(v) => resp::bulk(out, v),
+                None => resp::null(out, r3),
             }
         }
-    }
-    let node = &mut *cx.node;
-    let old = if get { node.store.get(key).map(<[u8]>::to_vec) } else { None };
-    let old_or_null = |out: &mut Vec<u8>, old: Option<Vec<u8>>| match old {
-        Some(v) => resp::bulk(out, &v),
-        None => resp::null(out, r3),
-    };
-    if nx || xx {
-        let exists = node.store.contains(key);
-        if (nx && exists) || (xx && !exists) {
-            old_or_null(out, old);
+        if (opts.nx && current.is_some()) || (opts.xx && current.is_none()) {
+            if !opts.get {
+                resp::null(out, r3);
+            }
             return Flow::Continue;
         }
     }
-    match node.local_write(Op::Put, key, value) {
-        Ok(_) if get => old_or_null(out, old),
+    match node.local_put(key, value, deadline) {
+        Ok(_) if opts.get => {}
         Ok(_) => resp::simple(out, b"OK"),
-        Err(Refused(why)) => refused(out, &why),
+        Err(Refused(why)) => {
+            out.truncate(mark);
+            refused(out, &why);
+        }
     }
     Flow::Continue
 }
@@ -200,7 +232,9 @@ pub fn append_value(node: &mut Node, key: &[u8], value: &[u8]) -> Result<usize, 
             [old, value].concat()
         }
     };
-    node.local_write(Op::Put, key, &new)?;
+    // The key keeps its deadline, as Redis's APPEND and SETRANGE keep it.
+    let deadline = node.store.deadline_of(key);
+    node.local_put(key, &new, deadline)?;
     Ok(new.len())
 }
 
@@ -266,7 +300,9 @@ fn set_range(node: &mut Node, key: &[u8], offset: &[u8], value: &[u8]) -> Result
         new.resize(to, 0);
     }
     new[from..to].copy_from_slice(value);
-    node.local_write(Op::Put, key, &new)?;
+    // The key keeps its deadline, as Redis's APPEND and SETRANGE keep it.
+    let deadline = node.store.deadline_of(key);
+    node.local_put(key, &new, deadline)?;
     Ok(new.len())
 }
 
@@ -334,6 +370,64 @@ impl Failed {
         };
         crate::proto::text::line(out, format!("ERROR {why}").as_bytes());
     }
+}
+
+/// `SETEX key seconds value`: SET with EX.
+pub fn setex(cx: &mut Ctx<'_>) -> Flow {
+    let a = cx.args;
+    let opts = StringOpts { nx: false, xx: false, get: false, ttl: TtlOpt::At(TimeArg::Ex, a.get(2)) };
+    set_generic(cx, a.get(1), a.get(3), Ok(opts), "setex")
+}
+
+/// `PSETEX key milliseconds value`: SET with PX.
+pub fn psetex(cx: &mut Ctx<'_>) -> Flow {
+    let a = cx.args;
+    let opts = StringOpts { nx: false, xx: false, get: false, ttl: TtlOpt::At(TimeArg::Px, a.get(2)) };
+    set_generic(cx, a.get(1), a.get(3), Ok(opts), "psetex")
+}
+
+/// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`: the value, and the
+/// deadline changed as asked (an EXAT/PXAT already past deletes the key).
+/// Redis's order: the options, the key (a missing one is a null whatever
+/// the time says), then the time.
+pub fn getex(cx: &mut Ctx<'_>) -> Flow {
+    let (a, r3, out, node) = (cx.args, cx.resp3(), &mut *cx.out, &mut *cx.node);
+    let opts = match parse_string_opts(a.iter(2), true) {
+        Ok(o) => o,
+        Err(e) => {
+            e.reply(out, "getex");
+            return Flow::Continue;
+        }
+    };
+    let key = a.get(1);
+    let Some((value, current)) = node.store.get_with_deadline(key) else {
+        node.stats.misses += 1;
+        resp::null(out, r3);
+        return Flow::Continue;
+    };
+    let deadline = match opts.ttl {
+        TtlOpt::At(kind, arg) => match deadline_of_arg(kind, arg, node.store.now_ms()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                e.reply(out, "getex");
+                return Flow::Continue;
+            }
+        },
+        TtlOpt::Persist if current.is_some() => None,
+        TtlOpt::Unset | TtlOpt::Keep | TtlOpt::Persist => {
+            node.stats.hits += 1;
+            resp::bulk(out, value);
+            return Flow::Continue;
+        }
+    };
+    node.stats.hits += 1;
+    let mark = out.len();
+    resp::bulk(out, value);
+    if let Err(Refused(why)) = node.set_deadline(key, deadline) {
+        out.truncate(mark);
+        refused(out, &why);
+    }
+    Flow::Continue
 }
 
 #[cfg(test)]

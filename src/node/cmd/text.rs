@@ -1,11 +1,23 @@
 //! The text protocol's commands, with its line replies: PUT, GET, DEL,
-//! PING, STATS, COMPACT, QUIT, REPL_PUT/REPL_DEL typed by a person, and
-//! the seed-style counterparts of Redis commands (EXISTS, RENAME, KEYS,
-//! INCR & co., APPEND, STRLEN). Their arities and usage lines are in the
-//! command table. STATS's RESP form (inline or RESP) is here too, beside
-//! the text one, so that the two list the same counters.
+//! The text protocol's commands, with its line replies: PUT, GET, DEL,
+//! PING, STATS, COMPACT, QUIT, REPL_PUT/REPL_DEL typed by a person, the
+//! seed-style counterparts of Redis commands (EXISTS, RENAME, KEYS, INCR &
+//! co., APPEND, STRLEN), and expiry (PUTEX, TTL, EXPIRE, PERSIST). Their
+//! arities and usage lines are in the command table. STATS's RESP form
+//! (inline or RESP) is here too, beside the text one, so that the two list
+//! the same counters.
+//!
+//! Expiry in the seed's words: `PUTEX <key> <seconds> <value>` is a PUT that
+//! expires (the seconds come before the value, which is the rest of the line
+//! as for PUT, so no value can be mistaken for an option: `PUT k v EX 60`
+//! would be ambiguous with the value `v EX 60`); `TTL <key>` answers the
+//! seconds left (rounded as Redis's TTL), `NO_EXPIRY` or `NOT_FOUND`;
+//! `EXPIRE <key> <seconds>` answers `OK` or `NOT_FOUND` (0 or less deletes
+//! the key, as in Redis); `PERSIST <key>` answers `OK`, `NO_EXPIRY` or
+//! `NOT_FOUND`.
 
 use super::counters;
+use super::expire::{OptError, TimeArg, deadline_of_arg, expire_when, ttl_of};
 use super::strings::{self, Failed};
 use super::{Ctx, Flow};
 use crate::node::write::Refused;
@@ -73,6 +85,65 @@ fn write_reply(out: &mut Vec<u8>, r: Result<Applied, Refused>, is_delete: bool) 
         Ok(Applied::Done { was_live: false }) if is_delete => line(out, b"NOT_FOUND"),
         Ok(_) => line(out, b"OK"),
         Err(Refused(why)) => line(out, format!("ERROR {why}").as_bytes()),
+    }
+    Flow::Continue
+}
+
+/// `PUTEX <key> <seconds> <value>`: `OK`. `seconds` must be positive.
+pub fn putex(cx: &mut Ctx<'_>) -> Flow {
+    let a = cx.args;
+    match deadline_of_arg(TimeArg::Ex, a.get(2), cx.node.store.now_ms()) {
+        Ok(d) => write_reply(cx.out, cx.node.local_put(a.get(1), a.get(3), Some(d)), false),
+        Err(e) => time_error(cx.out, e),
+    }
+}
+
+/// `TTL <key>`: the seconds left, `NO_EXPIRY`, or `NOT_FOUND`.
+pub fn ttl(cx: &mut Ctx<'_>) -> Flow {
+    let store = &cx.node.store;
+    match store.get_with_deadline(cx.args.get(1)) {
+        None => line(cx.out, b"NOT_FOUND"),
+        Some((_, None)) => line(cx.out, b"NO_EXPIRY"),
+        Some((_, Some(d))) => line(cx.out, ttl_of(Some(Some(d)), store.now_ms(), false, false).to_string().as_bytes()),
+    }
+    Flow::Continue
+}
+
+/// `EXPIRE <key> <seconds>`: `OK` or `NOT_FOUND`.
+pub fn expire(cx: &mut Ctx<'_>) -> Flow {
+    let (key, node) = (cx.args.get(1), &mut *cx.node);
+    let now = i64::try_from(node.store.now_ms()).unwrap_or(i64::MAX);
+    let when = match expire_when(cx.args.get(2), true, now) {
+        Ok(w) => w,
+        Err(e) => return time_error(cx.out, e),
+    };
+    match node.set_deadline(key, Some(u64::try_from(when).unwrap_or(0))) {
+        Ok(true) => line(cx.out, b"OK"),
+        Ok(false) => line(cx.out, b"NOT_FOUND"),
+        Err(Refused(why)) => line(cx.out, format!("ERROR {why}").as_bytes()),
+    }
+    Flow::Continue
+}
+
+/// `PERSIST <key>`: `OK` (its deadline is gone), `NO_EXPIRY`, or `NOT_FOUND`.
+pub fn persist(cx: &mut Ctx<'_>) -> Flow {
+    let (key, node) = (cx.args.get(1), &mut *cx.node);
+    match node.store.get_with_deadline(key) {
+        None => line(cx.out, b"NOT_FOUND"),
+        Some((_, None)) => line(cx.out, b"NO_EXPIRY"),
+        Some(_) => match node.set_deadline(key, None) {
+            Ok(_) => line(cx.out, b"OK"),
+            Err(Refused(why)) => line(cx.out, format!("ERROR {why}").as_bytes()),
+        },
+    }
+    Flow::Continue
+}
+
+/// The text reply to a bad number of seconds.
+fn time_error(out: &mut Vec<u8>, e: OptError<'_>) -> Flow {
+    match e {
+        OptError::NotInteger => line(out, b"ERROR seconds must be an integer"),
+        _ => line(out, b"ERROR invalid expire time"),
     }
     Flow::Continue
 }

@@ -11,8 +11,13 @@ use super::{LogError, io_err};
 
 /// The first eight bytes of a log.
 pub const MAGIC: [u8; 8] = *b"KVSTORE\0";
-/// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes. Version 2 added the record
+/// deadline (see [`crate::storage::record`]); its records are a superset of
+/// version 1's, so this build also reads version 1, and upgrades a version 1
+/// header in place once the log has replayed (`upgrade_header`).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Bytes of the header before the first record.
 pub const HEADER_LEN: u64 = 16;
 
@@ -58,13 +63,14 @@ pub(super) fn open_locked(path: &Path) -> Result<File, LogError> {
 }
 
 /// Checks that the log `file` (at `path`, in the directory `dir`) starts
-/// with a header this build reads, and returns the file's length.
+/// with a header this build reads, and returns the file's length and its
+/// format version.
 ///
 /// A file shorter than a header is new, or its creation was cut short by a
 /// crash: if what it holds is a prefix of the header, the header is
 /// (re)written and fsynced with its directory; otherwise it is
 /// [`LogError::BadMagic`]. A wrong version is [`LogError::BadVersion`].
-pub(super) fn check_header(file: &File, path: &Path, dir: &Path) -> Result<u64, LogError> {
+pub(super) fn check_header(file: &File, path: &Path, dir: &Path) -> Result<(u64, u32), LogError> {
     let mut file_len = file.metadata().map_err(io_err(path, "stat"))?.len();
     let want = header();
     if file_len < HEADER_LEN {
@@ -88,10 +94,22 @@ pub(super) fn check_header(file: &File, path: &Path, dir: &Path) -> Result<u64, 
         return Err(LogError::BadMagic { path: path.to_path_buf() });
     }
     let version = u32::from_le_bytes([have[8], have[9], have[10], have[11]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(LogError::BadVersion { path: path.to_path_buf(), version });
     }
-    Ok(file_len)
+    Ok((file_len, version))
+}
+
+/// Rewrites the header of an older log (already replayed) as this build's:
+/// the records it holds are read the same way by both, but the records this
+/// build appends may not be (a deadline), so an older build must refuse the
+/// file rather than misread it. Four bytes in the first sector, fsynced: a
+/// crash leaves either version, both of which this build reads.
+pub(super) fn upgrade_header(file: &File, path: &Path, from: u32) -> Result<(), LogError> {
+    file.write_all_at(&FORMAT_VERSION.to_le_bytes(), 8).map_err(io_err(path, "write"))?;
+    file.sync_all().map_err(io_err(path, "fsync"))?;
+    log::info!("{}: log format upgraded from version {from} to {FORMAT_VERSION}", path.display());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -114,11 +132,13 @@ mod tests {
         assert!(matches!(err, LogError::BadMagic { .. }), "{err}");
         assert!(err.to_string().contains(&path.display().to_string()));
 
-        let mut version = bytes.clone();
-        version[8] = 2;
-        fs::write(&path, &version).unwrap();
-        let err = open_all(&cfg).err().unwrap();
-        assert!(matches!(err, LogError::BadVersion { version: 2, .. }), "{err}");
+        for bad in [0, FORMAT_VERSION + 1] {
+            let mut version = bytes.clone();
+            version[8] = bad as u8;
+            fs::write(&path, &version).unwrap();
+            let err = open_all(&cfg).err().unwrap();
+            assert!(matches!(err, LogError::BadVersion { version, .. } if version == bad), "{err}");
+        }
 
         fs::write(&path, b"hello").unwrap();
         assert!(matches!(open_all(&cfg), Err(LogError::BadMagic { .. })));

@@ -6,12 +6,14 @@
 //!
 //! ```text
 //! <dir>/kvstore.aof = header  record*
-//! header            = "KVSTORE\0"  version:u32le (= 1)  reserved:[0u8; 4]     (16 bytes)
+//! header            = "KVSTORE\0"  version:u32le (= 2)  reserved:[0u8; 4]     (16 bytes)
 //! record            = len:u32le  crc:u32le  payload                           (see record.rs)
 //! ```
 //!
 //! The header makes a wrong file (or a future format) fail loudly at open
-//! instead of being "replayed" as garbage. The file is locked (`flock`, via
+//! instead of being "replayed" as garbage. Version 2 added record deadlines;
+//! a version 1 log replays unchanged and has its header upgraded once it
+//! has (an older build then refuses it instead of misreading a deadline). The file is locked (`flock`, via
 //! [`File::try_lock`](std::fs::File::try_lock)) for the life of the [`AppendLog`], so two servers
 //! pointed at one directory cannot interleave their appends.
 //!
@@ -118,7 +120,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use append::{Sink, Syncer};
-pub use format::{FORMAT_VERSION, HEADER_LEN, MAGIC};
+pub use format::{FORMAT_VERSION, HEADER_LEN, MAGIC, OLDEST_FORMAT_VERSION};
 use rewrite::Rewrite;
 
 /// The log's file name inside [`LogConfig::dir`].
@@ -244,7 +246,7 @@ impl fmt::Display for LogError {
             LogError::BadMagic { path } => write!(f, "{}: not a kvstore log (bad magic number)", path.display()),
             LogError::BadVersion { path, version } => write!(
                 f,
-                "{}: unsupported log format version {version} (this build reads version {FORMAT_VERSION})",
+                "{}: unsupported log format version {version} (this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
                 path.display()
             ),
             LogError::Corrupt { path, offset, reason } => write!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::append::{Sink, Syncer};
-use super::format::{HEADER_LEN, check_header, open_locked};
+use super::format::{FORMAT_VERSION, HEADER_LEN, check_header, open_locked, upgrade_header};
 use super::{AppendLog, Faults, Fsync, LOG_FILE, LogConfig, LogError, REWRITE_FILE, ReplayStats, io_err};
 use crate::storage::record::{DecodeError, FRAME_HEADER, Record};
 
@@ -194,7 +194,7 @@ impl AppendLog {
             Err(e) => return Err(io_err(&rewrite_path, "delete")(e)),
         }
 
-        let file_len = check_header(&file, &path, &dir)?;
+        let (file_len, version) = check_header(&file, &path, &dir)?;
         let mut win = Window::new(&file, file_len);
         let (records, end, tail) = replay(&mut win, cfg.max_record, &mut apply).map_err(io_err(&path, "read"))?;
         let file_len = win.file_len;
@@ -230,6 +230,9 @@ impl AppendLog {
         if dropped > 0 {
             file.set_len(end).map_err(io_err(&path, "truncate"))?;
             file.sync_all().map_err(io_err(&path, "fsync"))?;
+        }
+        if version < FORMAT_VERSION {
+            upgrade_header(&file, &path, version)?;
         }
 
         let file = Arc::new(file);
@@ -292,7 +295,46 @@ mod tests {
         assert_eq!(log.len(), file_len(log.path()));
         let mut head = [0u8; 16];
         head.copy_from_slice(&fs::read(log.path()).unwrap()[..16]);
-        assert_eq!(head, *b"KVSTORE\0\x01\0\0\0\0\0\0\0");
+        assert_eq!(head, *b"KVSTORE\0\x02\0\0\0\0\0\0\0");
+    }
+
+    /// A record framed as a version 1 build framed it, by hand (no deadline field).
+    fn v1_record(r: &Owned) -> Vec<u8> {
+        let mut payload = vec![r.op as u8, r.flags];
+        payload.extend_from_slice(&r.version.0.to_le_bytes());
+        payload.extend_from_slice(&(r.key.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&r.key);
+        payload.extend_from_slice(&r.value);
+        let mut out = (payload.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    #[test]
+    fn a_version_1_log_replays_and_is_upgraded() {
+        let tmp = TempDir::new();
+        let cfg = cfg(&tmp.0, Fsync::No);
+        let recs: Vec<Owned> = sample(60).into_iter().filter(|r| r.deadline.is_none()).collect();
+        let mut bytes = b"KVSTORE\0\x01\0\0\0\0\0\0\0".to_vec();
+        for r in &recs {
+            bytes.extend_from_slice(&v1_record(r));
+        }
+        let path = tmp.0.join(LOG_FILE);
+        fs::write(&path, &bytes).unwrap();
+        let (mut log, stats, got) = reopen(&cfg);
+        assert_eq!(got, recs);
+        assert_eq!((stats.records, stats.dropped_tail_bytes), (recs.len() as u64, 0));
+        let upgraded = fs::read(&path).unwrap();
+        assert_eq!(upgraded[8..12], FORMAT_VERSION.to_le_bytes());
+        assert_eq!((&upgraded[..8], &upgraded[12..]), (&bytes[..8], &bytes[12..]), "only the version changed");
+        // It takes records with deadlines now, and replays them with the old ones.
+        let more = Owned::put_expiring(b"k", b"v", 1000, 1_800_000_000_000);
+        write_all(&mut log, std::slice::from_ref(&more));
+        drop(log);
+        let (_, _, got) = reopen(&cfg);
+        assert_eq!(got[..recs.len()], recs[..]);
+        assert_eq!(got[recs.len()..], [more]);
     }
 
     #[test]

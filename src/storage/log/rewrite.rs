@@ -367,13 +367,22 @@ mod tests {
         }
         /// The snapshot a server would feed a rewrite: the floor, then every key.
         fn snapshot(&self) -> (Vec<Owned>, Vec<Owned>) {
-            let head = vec![Owned { op: Op::FlushAll, flags: 0, version: self.floor, key: vec![], value: vec![] }];
+            let head = vec![Owned {
+                op: Op::FlushAll,
+                flags: 0,
+                version: self.floor,
+                key: vec![],
+                value: vec![],
+                deadline: None,
+            }];
             let body = self
                 .keys
                 .iter()
                 .map(|(k, (v, val))| match val {
-                    Some(val) => Owned { op: Op::Put, flags: 0, version: *v, key: k.clone(), value: val.clone() },
-                    None => Owned { op: Op::Del, flags: 0, version: *v, key: k.clone(), value: vec![] },
+                    Some(val) => {
+                        Owned { op: Op::Put, flags: 0, version: *v, key: k.clone(), value: val.clone(), deadline: None }
+                    }
+                    None => Owned { op: Op::Del, flags: 0, version: *v, key: k.clone(), value: vec![], deadline: None },
                 })
                 .collect();
             (head, body)

@@ -39,16 +39,31 @@ pub(super) struct Owned {
     pub(super) version: Version,
     pub(super) key: Vec<u8>,
     pub(super) value: Vec<u8>,
+    pub(super) deadline: Option<u64>,
 }
 
 impl Owned {
     /// Copies `r`.
     fn of(r: &Record<'_>) -> Owned {
-        Owned { op: r.op, flags: r.flags, version: r.version, key: r.key.to_vec(), value: r.value.to_vec() }
+        Owned {
+            op: r.op,
+            flags: r.flags,
+            version: r.version,
+            key: r.key.to_vec(),
+            value: r.value.to_vec(),
+            deadline: r.deadline,
+        }
     }
     /// The record, borrowing from `self`.
     pub(super) fn rec(&self) -> Record<'_> {
-        Record { op: self.op, flags: self.flags, version: self.version, key: &self.key, value: &self.value }
+        Record {
+            op: self.op,
+            flags: self.flags,
+            version: self.version,
+            key: &self.key,
+            value: &self.value,
+            deadline: self.deadline,
+        }
     }
     /// An ordered PUT of `key` at version `counter`.
     pub(super) fn put(key: &[u8], value: &[u8], counter: u64) -> Owned {
@@ -58,23 +73,44 @@ impl Owned {
             version: Version::new(counter, 1),
             key: key.to_vec(),
             value: value.to_vec(),
+            deadline: None,
         }
+    }
+    /// As [`Owned::put`], expiring at `deadline` (ms since the epoch).
+    pub(super) fn put_expiring(key: &[u8], value: &[u8], counter: u64, deadline: u64) -> Owned {
+        Owned { deadline: Some(deadline), ..Owned::put(key, value, counter) }
     }
     /// An ordered DEL of `key` at version `counter`.
     pub(super) fn del(key: &[u8], counter: u64) -> Owned {
-        Owned { op: Op::Del, flags: FLAG_ORDERED, version: Version::new(counter, 1), key: key.to_vec(), value: vec![] }
+        Owned {
+            op: Op::Del,
+            flags: FLAG_ORDERED,
+            version: Version::new(counter, 1),
+            key: key.to_vec(),
+            value: vec![],
+            deadline: None,
+        }
     }
     /// A FLUSHALL at version `counter`.
     pub(super) fn flush(counter: u64) -> Owned {
-        Owned { op: Op::FlushAll, flags: 0, version: Version::new(counter, 1), key: vec![], value: vec![] }
+        Owned {
+            op: Op::FlushAll,
+            flags: 0,
+            version: Version::new(counter, 1),
+            key: vec![],
+            value: vec![],
+            deadline: None,
+        }
     }
 }
 
-/// Varied records: binary and empty keys and values, deletes, a flush.
+/// Varied records: binary and empty keys and values, deletes, a flush,
+/// deadlines.
 pub(super) fn sample(n: u64) -> Vec<Owned> {
     (0..n)
         .map(|i| match i % 7 {
             3 => Owned::del(format!("k{}", i % 5).as_bytes(), i + 1),
+            4 => Owned::put_expiring(format!("e{i}").as_bytes(), b"expiring", i + 1, 1_700_000_000_000 + i),
             5 => Owned::put(&[0, 255, b'\r', b'\n', i as u8], &[], i + 1),
             6 if i % 21 == 6 => Owned::flush(i + 1),
             _ => Owned::put(b"", &vec![i as u8; (i % 300) as usize], i + 1),
