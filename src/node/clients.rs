@@ -25,7 +25,7 @@
 //!   [`Node::finish_blocked`] and resumes them.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -217,6 +217,26 @@ impl Clients {
         self.forget(target.id);
     }
 
+    /// `--timeout`: closes every client idle for longer than `timeout` —
+    /// not peer links, not clients blocked in WAIT or SAVE, not monitors
+    /// (as Redis spares replicas, blocked clients and subscribers) — with no
+    /// reply, as Redis does.
+    pub(super) fn kill_idle(&mut self, now: Instant, timeout: Duration) {
+        let idle: Vec<usize> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.peer && !e.blocked && !e.monitor && !e.killed)
+            .filter(|(_, e)| now.saturating_duration_since(e.seen) > timeout)
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in idle {
+            if let Some(e) = self.entries.get(slot) {
+                log::debug!("{}: idle for more than {timeout:?} (--timeout), closing", e.addr);
+            }
+            self.kill(slot, false);
+        }
+    }
+
     /// Drops a client from the monitors and the blocked.
     fn forget(&mut self, id: u64) {
         self.monitors.retain(|(t, _)| t.id != id);
@@ -288,7 +308,9 @@ impl Node {
         c.last_id += 1;
         let id = c.last_id;
         let slot = c.entries.insert(ClientInfo::new(id, conn, addr, laddr, fd, self.now));
-        Session { id, slot, ..Session::default() }
+        // Without a password every connection is as good as authenticated,
+        // so the check per command is one flag.
+        Session { id, slot, authenticated: self.cfg.requirepass.is_none(), ..Session::default() }
     }
 
     /// A client's connection closed: it leaves the registry.

@@ -69,6 +69,9 @@ use crate::storage::log::{AppendLog, LogConfig, ReplayStats};
 use crate::storage::record::{Op, Record};
 use crate::storage::store::Store;
 
+/// How often `--timeout` looks for idle clients (Redis's clients cron runs
+/// about as often).
+const IDLE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often expired tombstones are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -138,6 +141,10 @@ pub struct Node {
     log_down: Option<(Instant, String)>,
     compaction: Option<Compaction>,
     next_sweep: Instant,
+    /// When `--timeout` next looks for idle clients.
+    next_idle_check: Instant,
+    /// When a wrong password was last logged (they are logged at most once a second).
+    last_auth_log: Option<Instant>,
     /// Every client connection, and what to do with them (see [`clients`]).
     clients: Clients,
     /// Active expiry's next step is not before this (see [`EXPIRE_PAUSE`]).
@@ -162,6 +169,7 @@ impl Node {
         let peers: Vec<_> = cfg.peers.iter().copied().zip(cfg.peer_names.iter().cloned()).collect();
         let mut store = Store::new(!peers.is_empty());
         let mut repl = Replicator::new(id, &peers, cfg.peer_queue_limit, now);
+        repl.set_password(cfg.requirepass.clone());
         let log_cfg = LogConfig {
             dir: cfg.dir.clone(),
             fsync: cfg.fsync,
@@ -201,6 +209,8 @@ impl Node {
             log_down: None,
             compaction: None,
             next_sweep: now + SWEEP_EVERY,
+            last_auth_log: None,
+            next_idle_check: now,
             clients: Clients::default(),
             next_expire: now,
             argv: Argv::new(),
@@ -229,6 +239,10 @@ impl Node {
         self.repl.before_sleep(now, &mut ready.connect);
         self.settle_blocked(now, &mut ready.unblocked);
         self.sample_rates(now);
+        if !self.cfg.timeout.is_zero() && now >= self.next_idle_check {
+            self.next_idle_check = now + IDLE_CHECK_EVERY;
+            self.clients.kill_idle(now, self.cfg.timeout);
+        }
     }
 
     /// After [`Node::before_sleep`], for each peer link with a connection:
@@ -279,6 +293,9 @@ impl Node {
             return Some(now);
         }
         let mut deadline = self.next_sweep;
+        if !self.cfg.timeout.is_zero() && self.stats.connected > 0 {
+            deadline = deadline.min(self.next_idle_check);
+        }
         if can_expire
             && let Some(d) = self.store.next_deadline()
             && let Some(t) = now.checked_add(Duration::from_millis(d.saturating_sub(self.store.now_ms())))
@@ -339,6 +356,13 @@ impl Node {
     }
 
     // -------------------------------------------------------- accessors
+
+    /// Whether `session` must still give the password (one is set and it
+    /// has not).
+    #[inline]
+    pub fn needs_auth(&self, session: &Session) -> bool {
+        !session.authenticated && self.cfg.requirepass.is_some()
+    }
 
     /// The configuration.
     pub fn cfg(&self) -> &Config {

@@ -11,6 +11,7 @@
 
 use super::Node;
 use super::cmd::{self, Flow};
+use super::security::{PRE_AUTH_BUFFER, PRE_AUTH_LIMITS};
 use super::session::Session;
 use crate::proto::{self, Argv, Dialect, Limits, Parsed, resp, text};
 use crate::storage::store::Store;
@@ -76,7 +77,6 @@ impl Node {
     /// for `session`, appending the replies to `out`, of which the first
     /// `written` bytes are already sent.
     pub fn process(&mut self, session: &mut Session, input: &[u8], out: &mut Vec<u8>, written: usize) -> Processed {
-        let limits = self.cfg.limits;
         let soft = self.cfg.output_soft_limit;
         // Taken for the call (moving a Vec allocates nothing), so that
         // `handle` can borrow the node whole.
@@ -86,6 +86,9 @@ impl Node {
         let mut pos = 0;
         let mut prefetched = 0;
         while pos < input.len() && !p.close {
+            // Until a password is given, requests are held to tight limits
+            // (read per request: an AUTH earlier in the batch lifts them).
+            let limits = if self.needs_auth(session) { PRE_AUTH_LIMITS } else { self.cfg.limits };
             if pos >= prefetched && input.len() - pos > PREFETCH_MIN_INPUT {
                 prefetched = pos + prefetch_keys(&self.store, &input[pos..], pos, &mut argv, &mut ahead, &limits);
             }
@@ -125,8 +128,14 @@ impl Node {
             }
         }
         ahead.clear();
-        if !p.close && !p.blocked && input.len() - pos > self.cfg.max_request {
-            let msg = format!("request larger than --max-request ({} bytes)", self.cfg.max_request);
+        let (max_request, what) = if self.needs_auth(session) {
+            (PRE_AUTH_BUFFER, "the limit before AUTH")
+        } else {
+            (self.cfg.max_request, "--max-request")
+        };
+        if !p.close && !p.blocked && input.len() - pos > max_request {
+            let limits = if self.needs_auth(session) { PRE_AUTH_LIMITS } else { self.cfg.limits };
+            let msg = format!("request larger than {what} ({max_request} bytes)");
             self.protocol_error(&mut p, Dialect::of(&input[pos..], &limits), out, msg);
         }
         p.consumed = pos;

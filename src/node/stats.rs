@@ -24,6 +24,8 @@ pub struct Stats {
     pub total_connections: u64,
     /// Connections refused at the client limit.
     pub rejected_connections: u64,
+    /// AUTH (or HELLO AUTH) with a wrong password.
+    pub auth_failures: u64,
     /// Commands executed.
     pub commands: u64,
     /// Reads that found their key.
@@ -81,6 +83,7 @@ impl Stats {
     pub fn reset(&mut self) {
         self.total_connections = 0;
         self.rejected_connections = 0;
+        self.auth_failures = 0;
         self.commands = 0;
         self.hits = 0;
         self.misses = 0;
@@ -305,6 +308,7 @@ impl Node {
             ("connections".into(), s.connected.to_string()),
             ("total_connections".into(), s.total_connections.to_string()),
             ("rejected_connections".into(), s.rejected_connections.to_string()),
+            ("auth_failures".into(), s.auth_failures.to_string()),
             ("commands".into(), s.commands.to_string()),
             ("writes".into(), s.writes.to_string()),
             ("get_hits".into(), s.hits.to_string()),

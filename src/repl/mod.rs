@@ -62,6 +62,9 @@ pub struct Replicator {
     batch_last: u64,
     /// `--peer-queue-limit`.
     queue_limit: usize,
+    /// The password a peer wants before `REPLHELLO` (`--requirepass`; the
+    /// nodes of a cluster share it).
+    password: Option<String>,
 }
 
 impl Replicator {
@@ -69,7 +72,13 @@ impl Replicator {
     /// queue bounded by `queue_limit` bytes.
     pub fn new(id: u16, peers: &[(SocketAddr, String)], queue_limit: usize, now: Instant) -> Replicator {
         let links = peers.iter().map(|(a, n)| Link::new(*a, n.clone(), now)).collect();
-        Replicator { id, links, progress: Progress::default(), batch: Vec::new(), batch_last: 0, queue_limit }
+        let progress = Progress::default();
+        Replicator { id, links, progress, batch: Vec::new(), batch_last: 0, queue_limit, password: None }
+    }
+
+    /// Links present `password` (AUTH) before their handshake.
+    pub fn set_password(&mut self, password: Option<String>) {
+        self.password = password;
     }
 
     /// Whether there are peers at all.
@@ -186,6 +195,10 @@ impl Replicator {
 
     /// The connection of link `li` is up; `out` is its output.
     pub fn link_connected(&mut self, li: usize, out: &mut Vec<u8>) {
+        if let Some(p) = &self.password {
+            // Answered `+OK`, or `-WRONGPASS`, which drops the link.
+            wire::auth(out, p.as_bytes());
+        }
         self.links[li].connected(self.id, out);
     }
 
@@ -238,6 +251,7 @@ impl Replicator {
                     }
                 }
                 LinkReply::Watermark(w) => link.acked = link.acked.max(w),
+                LinkReply::Ok => {}
                 LinkReply::Error(msg) => {
                     let why = format!("peer refused: {}", String::from_utf8_lossy(msg));
                     return Err(self.fail(li, now, why));

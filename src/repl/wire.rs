@@ -29,6 +29,14 @@
 use crate::proto::resp;
 use crate::storage::record::{Op, Record, Version};
 
+/// Encodes `AUTH <password>`, which a link sends first when the cluster
+/// has a password.
+pub fn auth(out: &mut Vec<u8>, password: &[u8]) {
+    resp::array(out, 2);
+    resp::bulk(out, b"AUTH");
+    resp::bulk(out, password);
+}
+
 /// Encodes `REPLHELLO <id>`.
 pub fn hello(out: &mut Vec<u8>, id: u16) {
     resp::array(out, 2);
@@ -109,6 +117,8 @@ pub enum LinkReply<'a> {
     },
     /// `:N`: the peer's watermark for us.
     Watermark(u64),
+    /// `+OK`: the peer took our password.
+    Ok,
     /// `-...`: the peer refused a frame.
     Error(&'a [u8]),
 }
@@ -126,6 +136,7 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(LinkReply<'_>, usize)>, &'stati
             Ok(Some((LinkReply::Watermark(n), end + 1)))
         }
         Some((b'-', msg)) => Ok(Some((LinkReply::Error(msg), end + 1))),
+        Some((b'+', b"OK")) => Ok(Some((LinkReply::Ok, end + 1))),
         Some((b'+', rest)) => {
             let mut words = rest.split(|&c| c == b' ');
             let (Some(b"HELLO"), Some(w), Some(n), None) = (words.next(), words.next(), words.next(), words.next())
@@ -204,7 +215,8 @@ mod tests {
         assert_eq!(parse_reply(b":12\r\n:1"), Ok(Some((LinkReply::Watermark(12), 5))));
         assert_eq!(parse_reply(b":12\r"), Ok(None));
         assert_eq!(parse_reply(b"-ERR no\r\n"), Ok(Some((LinkReply::Error(b"ERR no"), 9))));
-        assert!(parse_reply(b"+OK\r\n").is_err());
+        assert_eq!(parse_reply(b"+OK\r\n"), Ok(Some((LinkReply::Ok, 5))));
+        assert!(parse_reply(b"+NO\r\n").is_err());
         assert_eq!(parse_reply(b"+HELLO 9 12346\r\n"), Ok(Some((LinkReply::Hello { watermark: 9, node: 12346 }, 16))));
         assert!(parse_reply(b":-1\r\n").is_err());
         let mut out = vec![];

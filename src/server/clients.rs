@@ -10,6 +10,7 @@ use mio::{Interest, Token};
 
 use super::conn::{Conn, Role, Stream};
 use super::{Server, TLS_LISTENER};
+use crate::node::security;
 
 impl Server {
     /// Accepts what waits on the listener of `token`: the port's (TLS under
@@ -26,6 +27,17 @@ impl Server {
                 Ok((mut stream, addr)) => {
                     if !self.node.admit_client(addr) {
                         let _ = stream.write(b"-ERR max number of clients reached\r\n");
+                        continue;
+                    }
+                    let cfg = self.node.cfg();
+                    if security::protected_refusal(
+                        cfg.protected_mode,
+                        cfg.requirepass.is_some(),
+                        self.local_addr.ip(),
+                        addr.ip(),
+                    ) {
+                        log::warn!("{addr}: refused by protected mode (no password, listening beyond loopback)");
+                        let _ = stream.write(security::PROTECTED_MESSAGE);
                         continue;
                     }
                     let _ = stream.set_nodelay(true);

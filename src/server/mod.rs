@@ -62,6 +62,7 @@ use self::conn::{Conn, Role, Stream};
 use self::tls::Tls;
 use crate::config::Config;
 use crate::node::clients::Buffers;
+use crate::node::security::PRE_AUTH_BUFFER;
 use crate::node::{Commit, Node, Ready, unix_now};
 use crate::repl::Fed;
 
@@ -331,6 +332,8 @@ impl Server {
         // backlog); this batch's replies go out at the end of the iteration.
         let backlog = output.len();
         let p = node.process(session, input.pending(), &mut output.data, written);
+        // Before AUTH, a client may not make the server hold much output.
+        let hard = if node.needs_auth(session) { PRE_AUTH_BUFFER } else { node.cfg().output_hard_limit };
         input.consume(p.consumed);
         input.release_if_empty();
         let buffers =
@@ -351,9 +354,9 @@ impl Server {
                 conn.addr
             );
         }
-        let hard_limit = conn.output.len() > node.cfg().output_hard_limit;
+        let hard_limit = conn.output.len() > hard;
         if hard_limit {
-            log::warn!("{}: output buffer over --output-hard-limit, disconnecting", conn.addr);
+            log::warn!("{}: output buffer over its hard limit ({hard} bytes), disconnecting", conn.addr);
         }
         if p.close || hard_limit {
             self.close_later(id, hard_limit || p.attack);

@@ -453,12 +453,14 @@ fn hello_with(node: &mut Node, client: &mut Session, a: Args<'_>, out: &mut Vec<
         i = 2;
     }
     let mut name = None;
+    let mut credentials = None;
     while i < a.len() {
         let opt = a.get(i).to_ascii_uppercase();
         match opt.as_slice() {
-            // No users or passwords are configured: like Redis's default
-            // user with nopass, any credentials are accepted.
-            b"AUTH" if i + 2 < a.len() => i += 3,
+            b"AUTH" if i + 2 < a.len() => {
+                credentials = Some((a.get(i + 1), a.get(i + 2)));
+                i += 3;
+            }
             b"SETNAME" if i + 1 < a.len() => {
                 name = Some(a.get(i + 1));
                 i += 2;
@@ -468,6 +470,22 @@ fn hello_with(node: &mut Node, client: &mut Session, a: Args<'_>, out: &mut Vec<
                 return resp::error(out, msg.as_bytes());
             }
         }
+    }
+    // As in Redis, wrong credentials or a refused name fail the whole
+    // HELLO: the protocol stays.
+    match credentials {
+        Some((user, pass)) if super::auth::authenticate(node, client, Some(user), pass).is_err() => {
+            return resp::error(out, crate::node::security::WRONGPASS.as_bytes());
+        }
+        Some(_) => {}
+        None if node.needs_auth(client) => {
+            return resp::error(
+                out,
+                b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> \
+AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            );
+        }
+        None => {}
     }
     // As in Redis, a refused name fails the whole HELLO: the protocol stays.
     if let Some(n) = name

@@ -90,7 +90,14 @@ static PARAMS: &[Param] = &[
     ),
     param("maxmemory", |_| "0".into(), Some(|_, v| if memory(v)? == 0 { Ok(()) } else { Err(NO_EVICTION.into()) })),
     param("maxmemory-policy", |_| "noeviction".into(), Some(|_, v| only(v, "noeviction", NO_EVICTION))),
-    param("timeout", |_| "0".into(), Some(|_, v| only(v, "0", "kvstore does not close idle clients"))),
+    param(
+        "timeout",
+        |n| n.cfg.timeout.as_secs().to_string(),
+        Some(|c, v| {
+            c.timeout = std::time::Duration::from_secs(int(v, 0, 100 * 365 * 86_400)? as u64);
+            Ok(())
+        }),
+    ),
     param("proto-max-bulk-len", |n| n.cfg.limits.max_bulk.to_string(), None),
     param(
         "client-query-buffer-limit",

@@ -219,6 +219,7 @@ fn stats(node: &Node) -> Fields {
         f("instantaneous_input_kbps", kbps(input)),
         f("instantaneous_output_kbps", kbps(output)),
         f("rejected_connections", s.rejected_connections.to_string()),
+        f("acl_access_denied_auth", s.auth_failures.to_string()),
         f("sync_full", resyncs.to_string()),
         f("sync_partial_ok", "0"),
         f("sync_partial_err", "0"),

@@ -13,6 +13,7 @@
 //! `\r\n`) runs as RESP, so kvstore's own commands have a RESP form too (PUT
 //! as SET, STATS as a map). All reach the same store and the same write path.
 
+pub mod auth;
 pub mod client;
 pub mod command;
 pub mod config;
@@ -126,6 +127,11 @@ pub mod flag {
     pub const TX_CONTROL: u16 = 1 << 8;
     /// kvstore's own (peer frames, COMPACT): not listed by COMMAND.
     pub const HIDDEN: u16 = 1 << 9;
+    /// Runs before the connection has authenticated (AUTH, HELLO, PING, QUIT).
+    pub const NO_AUTH: u16 = 1 << 10;
+    /// A peer link's frame: from a connection that has not authenticated,
+    /// it is refused and the connection closed.
+    pub const PEER_FRAME: u16 = 1 << 11;
     /// The flags COMMAND shows, in Redis's order.
     pub const SHOWN: [(u16, &str); 8] = [
         (WRITE, "write"),
@@ -198,6 +204,11 @@ impl CommandSpec {
     /// name as Redis does (`CLIENT ID` is 2).
     const fn sub(name: &'static str, arity: i32, flags: u16, run: Handler) -> CommandSpec {
         CommandSpec::resp(name, arity, flags, NOKEYS, run)
+    }
+
+    /// A peer link's frame (see [`crate::repl::receiver`]).
+    const fn peer(name: &'static str) -> CommandSpec {
+        CommandSpec { flags: HIDDEN | PEER_FRAME, ..CommandSpec::hidden(name, receiver::frame) }
     }
 
     /// A command of the text protocol only (not listed by COMMAND).
@@ -334,7 +345,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::resp("KEYS", 2, READONLY, NOKEYS, keys::keys).and_text(2, "KEYS <pattern>", text::keys),
     CommandSpec::resp("SCAN", -2, READONLY, NOKEYS, keys::scan),
     // Server and connection.
-    CommandSpec::resp("PING", -1, FAST, NOKEYS, server::ping)
+    CommandSpec::resp("PING", -1, FAST | NO_AUTH, NOKEYS, server::ping)
         .and_text(0, "PING", text::ping)
         .doc("Returns the server's liveliness response.", "1.0.0", "connection")
         .complexity("O(1)"),
@@ -359,13 +370,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         .with_subs(client::SUBCOMMANDS)
         .doc("A container for client connection commands.", "2.4.0", "connection")
         .complexity("Depends on subcommand."),
-    CommandSpec::resp("HELLO", -1, NOSCRIPT | FAST | LOADING | STALE, NOKEYS, client::hello)
+    CommandSpec::resp("AUTH", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, NOKEYS, auth::auth).and_text(
+        2,
+        "AUTH <password>",
+        auth::text_auth,
+    ),
+    CommandSpec::resp("HELLO", -1, NOSCRIPT | FAST | LOADING | STALE | NO_AUTH, NOKEYS, client::hello)
         .doc("Handshakes with the Redis server.", "6.0.0", "connection")
         .complexity("O(1)"),
     CommandSpec::resp("RESET", 1, NOSCRIPT | LOADING | STALE | FAST | TX_CONTROL, NOKEYS, client::reset)
         .doc("Resets the connection.", "6.2.0", "connection")
         .complexity("O(1)"),
-    CommandSpec::resp("QUIT", -1, NOSCRIPT | FAST | LOADING | STALE | TX_CONTROL, NOKEYS, server::quit)
+    CommandSpec::resp("QUIT", -1, NOSCRIPT | FAST | LOADING | STALE | TX_CONTROL | NO_AUTH, NOKEYS, server::quit)
         .and_text(0, "QUIT", text::quit)
         .doc("Closes the connection.", "1.0.0", "connection")
         .complexity("O(1)"),
@@ -424,11 +440,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     // kvstore's own.
     CommandSpec::resp("STATS", 1, HIDDEN | LOADING | STALE, NOKEYS, text::stats_resp).and_text(0, "STATS", text::stats),
     CommandSpec::hidden("COMPACT", server::bgrewriteaof).and_text(0, "COMPACT", text::compact),
-    CommandSpec::hidden("REPLHELLO", receiver::frame),
-    CommandSpec::hidden("REPL_PUT", receiver::frame).and_text(3, "REPL_PUT <key> <value>", text::repl_put),
-    CommandSpec::hidden("REPL_DEL", receiver::frame).and_text(2, "REPL_DEL <key>", text::repl_del),
-    CommandSpec::hidden("REPL_FLUSHALL", receiver::frame),
-    CommandSpec::hidden("REPL_SYNCED", receiver::frame),
+    CommandSpec::peer("REPLHELLO"),
+    CommandSpec::peer("REPL_PUT").and_text(3, "REPL_PUT <key> <value>", text::repl_put),
+    CommandSpec::peer("REPL_DEL").and_text(2, "REPL_DEL <key>", text::repl_del),
+    CommandSpec::peer("REPL_FLUSHALL"),
+    CommandSpec::peer("REPL_SYNCED"),
 ];
 
 /// The command named `name` (upper-case).
@@ -487,6 +503,9 @@ pub(super) fn run_resp(cx: &mut Ctx<'_>) -> Flow {
         wrong_args(cx.out, spec.name);
         return Flow::Continue;
     }
+    if let Some(flow) = auth::gate(cx, spec, true) {
+        return flow;
+    }
     let flow = run(cx);
     cx.node.ran(cx.session, spec, cx.args);
     flow
@@ -502,6 +521,9 @@ fn run_text(cx: &mut Ctx<'_>) -> Flow {
     if form.arity != 0 && cx.args.len() != form.arity {
         crate::proto::text::line(cx.out, format!("ERROR usage: {}", form.usage).as_bytes());
         return Flow::Continue;
+    }
+    if let Some(flow) = auth::gate(cx, spec, false) {
+        return flow;
     }
     let flow = (form.run)(cx);
     cx.node.ran(cx.session, spec, cx.args);
@@ -557,7 +579,7 @@ mod tests {
             assert!(c.resp.is_some() || c.text.is_some(), "{}", c.name);
             assert!(COMMANDS[..i].iter().all(|d| d.name != c.name), "{} twice", c.name);
         }
-        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 69);
+        assert_eq!(COMMANDS.iter().filter(|c| c.listed()).count(), 70);
         for c in COMMANDS {
             for (i, s) in c.subs.iter().enumerate() {
                 let (parent, sub) = s.name.split_once('|').expect("PARENT|SUB");
