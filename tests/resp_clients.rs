@@ -9,12 +9,12 @@
 //! them fail and say what to install, rather than pass without running.
 
 mod common;
+use common::resp::{raw_cmd, read_reply, request};
+use common::tools::{require, run};
 use common::*;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::Read;
+use std::process::Command;
 
 use redis::Value;
 
@@ -64,60 +64,6 @@ fn bulk(b: impl Into<Vec<u8>>) -> Value {
     Value::BulkString(b.into())
 }
 
-/// The RESP encoding of a request, as a client sends it.
-fn request(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Reads exactly one RESP2/RESP3 reply, nested ones included, and returns
-/// its bytes as they came, so tests can compare them exactly.
-#[track_caller]
-fn read_reply(r: &mut BufReader<TcpStream>) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut pending = 1i64;
-    while pending > 0 {
-        pending -= 1;
-        let start = out.len();
-        let n = r.read_until(b'\n', &mut out).expect("read reply");
-        assert!(n > 0 && out.ends_with(b"\r\n"), "reply cut short: {:?}", out.escape_ascii().to_string());
-        let line = &out[start..out.len() - 2];
-        let tag = line[0];
-        let num = || -> i64 {
-            let text = std::str::from_utf8(&line[1..]).expect("utf-8 length");
-            text.parse().unwrap_or_else(|_| panic!("bad length line {:?}", line.escape_ascii().to_string()))
-        };
-        match tag {
-            b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => {}
-            b'$' | b'=' | b'!' => {
-                let len = num();
-                if len >= 0 {
-                    let mut body = vec![0; len as usize + 2];
-                    r.read_exact(&mut body).expect("read bulk body");
-                    assert!(body.ends_with(b"\r\n"), "bulk body not followed by CRLF");
-                    out.extend_from_slice(&body);
-                }
-            }
-            b'*' | b'~' | b'>' => pending += num().max(0),
-            b'%' | b'|' => pending += 2 * num().max(0),
-            _ => panic!("not a RESP reply: {:?}", out.escape_ascii().to_string()),
-        }
-    }
-    out
-}
-
-/// Sends one request over a raw connection and returns its reply's bytes.
-#[track_caller]
-fn raw_cmd(c: &mut Client, args: &[&[u8]]) -> Vec<u8> {
-    c.send(&request(args));
-    read_reply(&mut c.reader)
-}
-
 /// Everything the server sends until it closes the connection.
 #[track_caller]
 fn read_to_eof(c: &mut Client) -> Vec<u8> {
@@ -139,69 +85,6 @@ fn rss_kib(srv: &Server) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS line");
     line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmRSS value")
-}
-
-/// A child process of a test, killed if the test fails before it exits.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// What an external program did: its exit status, stdout and stderr.
-struct Ran {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn describe(&self) -> String {
-        format!("exit status {}\n--- stdout\n{}\n--- stderr\n{}", self.status, self.stdout, self.stderr)
-    }
-}
-
-/// Runs `program args` with `stdin`, waiting (polled, bounded by the
-/// harness deadline) for it to exit. Output goes to files so a chatty
-/// program cannot block on a full pipe.
-#[track_caller]
-fn run(program: &str, args: &[&str], stdin: &[u8]) -> Ran {
-    let dir = TempDir::new("tool");
-    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let spawned = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => Reaped(child),
-        Err(e) => panic!("cannot run {program}: {e}"),
-    };
-    {
-        use std::io::Write;
-        let mut input = child.0.stdin.take().expect("stdin");
-        input.write_all(stdin).expect("write stdin");
-    } // stdin closed here: the program sees end of input
-    let mut status = None;
-    wait_for(&format!("{program} {} to exit", args.join(" ")), || {
-        status = child.0.try_wait().expect("try_wait");
-        status.is_some()
-    });
-    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
-    Ran { status: status.expect("exited"), stdout: read(&out_path), stderr: read(&err_path) }
-}
-
-/// Fails the test, with what to install, unless `program --version` runs.
-#[track_caller]
-fn require(program: &str, install: &str) {
-    let ok = Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
-    assert!(ok, "{program} not found: {install}");
 }
 
 // ---------------------------------------------------------------- the redis crate
