@@ -62,6 +62,9 @@
 //! as last-writer-wins says.
 
 mod expiry;
+mod journal;
+
+use self::journal::{Flushed, Undo};
 
 use std::hash::BuildHasher;
 
@@ -164,31 +167,6 @@ pub enum Applied {
     Stale,
     /// The record is not a write to the keyspace (a watermark).
     NotAWrite,
-}
-
-enum Undo {
-    /// Slot `idx` was overwritten in place; its old value bytes are at
-    /// `scratch[at..at + len]`, its old version, deletion stamp (`LIVE` if
-    /// it had a deadline: its place in the index is not kept, it may move)
-    /// and deadline here.
-    InPlace { idx: u32, at: usize, len: usize, version: Version, deleted_at: u32, deadline: Option<u64> },
-    /// Slot `idx` held `prev`, expiring at `deadline`, before the write.
-    Replaced { idx: u32, prev: Entry, deadline: Option<u64> },
-    /// The write appended slot `idx` (always the last one when undone).
-    Inserted { idx: u32 },
-    /// A FLUSHALL replaced the whole keyspace. Boxed: rare, and the
-    /// largest variant, whose size every journal entry would take.
-    Flushed(Box<Flushed>),
-}
-
-/// The keyspace a FLUSHALL replaced, for its rollback.
-struct Flushed {
-    entries: Vec<Entry>,
-    index: HashTable<u32>,
-    expiry: Expiry,
-    floor: Version,
-    live: usize,
-    data_bytes: u64,
 }
 
 /// The keyspace. See the module docs.
@@ -546,82 +524,6 @@ impl Store {
         if e.is_live() {
             self.live -= 1;
         }
-    }
-
-    /// Turns the undo journal off (replay) or back on.
-    pub fn set_journaling(&mut self, on: bool) {
-        self.journal.clear();
-        self.journaling = on;
-    }
-
-    fn journal(&mut self, undo: Undo) {
-        if self.journaling {
-            self.journal.push(undo);
-        }
-    }
-
-    /// The log has every write applied since the last commit: forget how to
-    /// undo them (this is where replaced values are freed).
-    pub fn commit(&mut self) {
-        self.journal.clear();
-        self.scratch.clear();
-    }
-
-    /// The log could not take the writes applied since the last commit:
-    /// undo them, newest first.
-    pub fn rollback(&mut self) {
-        while let Some(undo) = self.journal.pop() {
-            match undo {
-                Undo::InPlace { idx, at, len, version, deleted_at, deadline } => {
-                    self.expiry.remove(&mut self.entries, idx);
-                    let slot = &mut self.entries[idx as usize];
-                    let klen = slot.klen as usize;
-                    slot.data[klen..klen + len].copy_from_slice(&self.scratch[at..at + len]);
-                    slot.version = version;
-                    slot.deleted_at = deleted_at;
-                    if !slot.is_live() {
-                        self.live -= 1;
-                    }
-                    if let Some(d) = deadline {
-                        self.expiry.set(&mut self.entries, idx, d);
-                    }
-                }
-                Undo::Replaced { idx, prev, deadline } => {
-                    self.expiry.remove(&mut self.entries, idx);
-                    let cur = std::mem::replace(&mut self.entries[idx as usize], prev);
-                    self.account_remove(&cur);
-                    self.data_bytes += self.entries[idx as usize].record_len();
-                    if self.entries[idx as usize].is_live() {
-                        self.live += 1;
-                    }
-                    if let Some(d) = deadline {
-                        self.expiry.set(&mut self.entries, idx, d);
-                    }
-                }
-                Undo::Inserted { idx } => {
-                    debug_assert_eq!(idx as usize + 1, self.entries.len());
-                    self.expiry.remove(&mut self.entries, idx);
-                    if let Some(cur) = self.entries.pop() {
-                        let hash = self.hasher.hash_one(cur.key());
-                        if let Ok(found) = self.index.find_entry(hash, |&i| i == idx) {
-                            found.remove();
-                        }
-                        self.account_remove(&cur);
-                    }
-                }
-                Undo::Flushed(flushed) => {
-                    let Flushed { entries, index, expiry, floor, live, data_bytes } = *flushed;
-                    self.entries = entries;
-                    self.index = index;
-                    self.expiry = expiry;
-                    self.floor = floor;
-                    self.live = live;
-                    self.data_bytes = data_bytes;
-                }
-            }
-        }
-        self.scratch.clear();
-        self.fresh_tombstones.retain(|&i| (i as usize) < self.entries.len());
     }
 
     /// Removes slot `idx` (a tombstone, or a key that expired) by moving
