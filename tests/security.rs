@@ -215,3 +215,20 @@ fn protected_mode_lets_loopback_clients_of_an_open_server_in() {
     assert_eq!(c.cmd("PING"), "PONG");
     assert!(run_binary(&["0", "--protected-mode", "maybe"]).status.code() == Some(2), "a bad value is a usage error");
 }
+
+#[test]
+fn max_clients_is_capped_by_an_open_file_limit_that_cannot_be_raised() {
+    let dir = common::TempDir::new("nofile");
+    let log = dir.path().join("log");
+    let mut child = std::process::Command::new("prlimit")
+        .args(["--nofile=100:100", common::binary(), "0", "--max-clients", "1000", "--dir"])
+        .arg(dir.path().join("data"))
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("run prlimit (util-linux)");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the capped limit in the log", || text().contains("listening on"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text().contains("--max-clients 1000 is capped at 36"), "{}", text());
+}

@@ -1,21 +1,34 @@
 //! Process settings the server makes at start: the open-file limit, and
 //! what a file-size limit does.
 
+/// File descriptors kept for everything but clients: the listeners, the
+/// log, the poller, peer links, signals.
+const RESERVED_FDS: u64 = 64;
+
 /// Raises the open-file limit toward what `max_clients` connections need
 /// (as Redis does), so a default 1024 limit does not cap clients silently.
-pub fn raise_fd_limit(max_clients: usize) {
-    let want = (max_clients as u64).saturating_add(64);
+/// Returns how many clients the limit allows: `max_clients`, or fewer
+/// (logged) where the limit cannot be raised that far.
+pub fn raise_fd_limit(max_clients: usize) -> usize {
+    let want = (max_clients as u64).saturating_add(RESERVED_FDS);
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= want {
-            return;
+            return max_clients;
         }
         let target = want.min(lim.rlim_max);
         let new = libc::rlimit { rlim_cur: target, rlim_max: lim.rlim_max };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &new) == 0 && target < want {
-            log::warn!("open-file limit is {target}: at most about {} clients", target.saturating_sub(64));
+        let got = if libc::setrlimit(libc::RLIMIT_NOFILE, &new) == 0 { target } else { lim.rlim_cur };
+        if got < want {
+            let allowed = got.saturating_sub(RESERVED_FDS).max(1) as usize;
+            log::warn!(
+                "the open-file limit is {got} and cannot be raised to {want}: --max-clients {max_clients} is capped \
+                 at {allowed} (raise the hard limit, e.g. ulimit -Hn, to allow more)"
+            );
+            return allowed.min(max_clients);
         }
+        max_clients
     }
 }
 
