@@ -431,7 +431,7 @@ fn hostile_resp_is_refused_and_only_that_connection_closed() {
         ("negative bulk length", b"*1\r\n$-5\r\n", "invalid bulk length"),
         ("multibulk length past i64", b"*99999999999999999999\r\n", "invalid multibulk length"),
         ("bulk longer than --max-bulk", b"*2\r\n$3\r\nGET\r\n$2000\r\n", "invalid bulk length"),
-        ("nested array", b"*1\r\n*1\r\n$4\r\nPING\r\n", "expected '$'"),
+        ("nested array", b"*1\r\n*1\r\n$4\r\nPING\r\n", "expected '$', got '*'"),
         ("no CRLF after a bulk", b"*2\r\n$3\r\nGET\r\n$1\r\nkXY", "expected CRLF after bulk"),
         ("RESP after a valid request", b"*1\r\n$4\r\nPING\r\n*1\r\n$x\r\n", "invalid bulk length"),
     ];

@@ -275,6 +275,14 @@ pub enum ProtoError {
     /// Bytes that break the framing; says what is wrong (in Redis's words
     /// where Redis has some, as for inline commands).
     Malformed(&'static str),
+    /// Another byte where a bulk string's `$` was expected (Redis's words:
+    /// "expected '$', got 'f'").
+    Expected {
+        /// The byte the framing calls for.
+        want: u8,
+        /// The byte that came.
+        got: u8,
+    },
 }
 
 impl std::fmt::Display for ProtoError {
@@ -284,6 +292,9 @@ impl std::fmt::Display for ProtoError {
             ProtoError::BulkTooLong => f.write_str("invalid bulk length"),
             ProtoError::TooManyArgs => f.write_str("invalid multibulk length"),
             ProtoError::Malformed(what) => f.write_str(what),
+            ProtoError::Expected { want, got } => {
+                write!(f, "expected '{}', got '{}'", char::from(*want), got.escape_ascii())
+            }
         }
     }
 }

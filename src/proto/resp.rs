@@ -108,6 +108,11 @@ fn header<'a>(i: &'a [u8], tag: char, expected: &'static str, max_line: usize) -
 
 /// One bulk string, `$len\r\n<len bytes>\r\n`. Returns its bytes.
 fn bulk_arg<'a>(i: &'a [u8], limits: &Limits) -> Res<'a, &'a [u8]> {
+    if let Some(&got) = i.first()
+        && got != b'$'
+    {
+        return fail(ProtoError::Expected { want: b'$', got });
+    }
     let (i, text) = header(i, '$', "expected '$'", limits.max_line)?;
     let len = match parse_int(text) {
         Some(len) if len >= 0 => len as u64,
@@ -127,9 +132,11 @@ fn bulk_arg<'a>(i: &'a [u8], limits: &Limits) -> Res<'a, &'a [u8]> {
 fn request<'a>(buf: &'a [u8], argv: &mut Argv, limits: &Limits) -> Res<'a, ()> {
     let (mut i, text) = header(buf, '*', "expected '*'", limits.max_line)?;
     let n = match parse_int(text) {
-        // -1 (a null array) and 0 are both an empty request.
-        Some(n) if n >= -1 => n,
-        _ => return fail(ProtoError::Malformed("invalid multibulk length")),
+        // Zero or less (-1 is a null array) is an empty request, as Redis
+        // takes it (its protocol test sends `*-10` and expects the
+        // connection to go on).
+        Some(n) => n.max(0),
+        None => return fail(ProtoError::Malformed("invalid multibulk length")),
     };
     if n > 0 && n as u64 > limits.max_args as u64 {
         return fail(ProtoError::TooManyArgs);
@@ -674,8 +681,10 @@ mod tests {
     #[test]
     fn negative_lengths() {
         let l = Limits::default();
-        assert_err(b"*-5\r\n", &l, MALFORMED_MULTIBULK);
-        assert_err(b"*-2\r\n", &l, MALFORMED_MULTIBULK);
+        // A negative multibulk length is an empty request, as in Redis.
+        assert_request(b"*-5\r\n", 5, &[]);
+        assert_request(b"*-10\r\n", 6, &[]);
+        assert_err(b"*x\r\n", &l, MALFORMED_MULTIBULK);
         assert_err(b"*1\r\n$-2\r\n", &l, MALFORMED_BULK);
         // A null bulk cannot be an argument.
         assert_err(b"*1\r\n$-1\r\n", &l, MALFORMED_BULK);
@@ -742,8 +751,9 @@ mod tests {
 
     #[test]
     fn nested_array_is_rejected() {
-        assert_err(b"*1\r\n*1\r\n$1\r\na\r\n", &Limits::default(), ProtoError::Malformed("expected '$'"));
-        assert_err(b"*2\r\n$1\r\na\r\n:1\r\n", &Limits::default(), ProtoError::Malformed("expected '$'"));
+        assert_err(b"*1\r\n*1\r\n$1\r\na\r\n", &Limits::default(), ProtoError::Expected { want: b'$', got: b'*' });
+        assert_err(b"*2\r\n$1\r\na\r\n:1\r\n", &Limits::default(), ProtoError::Expected { want: b'$', got: b':' });
+        assert_eq!(ProtoError::Expected { want: b'$', got: b'f' }.to_string(), "expected '$', got 'f'");
     }
 
     #[test]
