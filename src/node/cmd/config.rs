@@ -268,67 +268,11 @@ fn check(c: &Config) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
-/// Glob match with `*`, `?`, `[abc]`, `[a-z]`, `[^x]` and `\` escapes, in
-/// any case, as CONFIG GET and COMMAND LIST patterns use (Redis's
-/// `stringmatch`). Backtracks to the last `*` only, so it is linear in the
-/// pattern times the string, whatever the pattern.
+/// Glob match in any case, as CONFIG GET and COMMAND LIST patterns use:
+/// Redis's `stringmatchlen` with nocase, from [`super::glob`] (which KEYS
+/// and SCAN use too).
 pub fn glob(pattern: &[u8], s: &[u8]) -> bool {
-    let (mut p, mut i) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, i));
-            p += 1;
-            continue;
-        }
-        if let Some(next) = match_one(pattern, p, s[i]) {
-            p = next;
-            i += 1;
-            continue;
-        }
-        match star {
-            Some((sp, si)) => {
-                p = sp + 1;
-                i = si + 1;
-                star = Some((sp, si + 1));
-            }
-            None => return false,
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
-/// If the pattern element at `p` matches byte `c`, the position after it.
-fn match_one(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
-    let lower = |b: u8| b.to_ascii_lowercase();
-    match *pattern.get(p)? {
-        b'?' => Some(p + 1),
-        b'\\' if p + 1 < pattern.len() => (lower(pattern[p + 1]) == lower(c)).then_some(p + 2),
-        b'[' => {
-            let mut q = p + 1;
-            let negate = pattern.get(q) == Some(&b'^');
-            if negate {
-                q += 1;
-            }
-            let mut hit = false;
-            while q < pattern.len() && pattern[q] != b']' {
-                if pattern[q] == b'\\' && q + 1 < pattern.len() {
-                    q += 1;
-                    hit |= lower(pattern[q]) == lower(c);
-                } else if q + 2 < pattern.len() && pattern[q + 1] == b'-' && pattern[q + 2] != b']' {
-                    let (a, b) =
-                        (lower(pattern[q]).min(lower(pattern[q + 2])), lower(pattern[q]).max(lower(pattern[q + 2])));
-                    hit |= (a..=b).contains(&lower(c));
-                    q += 2;
-                } else {
-                    hit |= lower(pattern[q]) == lower(c);
-                }
-                q += 1;
-            }
-            (hit != negate).then_some(q + 1)
-        }
-        b => (lower(b) == lower(c)).then_some(p + 1),
-    }
+    super::glob::matches(pattern, s, true)
 }
 
 /// `CONFIG GET pattern ...`: name/value pairs. A name without glob
@@ -443,7 +387,9 @@ mod tests {
         assert!(glob(b"x\\*", b"x*") && !glob(b"x\\*", b"xy"));
         assert!(!glob(b"save", b"saves"));
         assert!(!glob(b"x*", b"save"));
-        assert!(!glob(b"", b"a") && glob(b"", b"") && glob(b"**", b""));
+        // As Redis's stringmatchlen: an empty string matches only the empty
+        // pattern (no parameter has an empty name).
+        assert!(!glob(b"", b"a") && glob(b"", b"") && !glob(b"**", b""));
         // No exponential backtracking.
         assert!(!glob(&[b"*a".repeat(30), b"b".to_vec()].concat(), &[b'a'; 200]));
     }
