@@ -11,6 +11,7 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::proto::Limits;
+use crate::repl::election::{Acks, FollowerWrites, LeaderConfig, Reads};
 use crate::storage::log::Fsync;
 
 /// kvstore-server: a key-value server speaking a netcat-friendly text
@@ -161,6 +162,44 @@ pub struct Args {
     /// milliseconds a TLS connection may take to finish its handshake before it is closed (default 5000)
     #[argh(option, default = "5000")]
     pub tls_handshake_timeout_ms: u64,
+
+    /// leader mode: "bully" elects one leader (the highest live id, with epochs and a
+    /// majority), which alone applies writes; "none" (default): every node takes writes
+    /// (multi-master, last writer wins)
+    #[argh(option, default = "String::from(\"none\")")]
+    pub election: String,
+
+    /// leader mode: when a write is acknowledged: majority (default; once a majority of
+    /// the cluster, leader included, has it in its log) or leader (once the leader has;
+    /// a failover may lose the newest writes until the old leader returns)
+    #[argh(option, default = "Acks::Majority")]
+    pub acks: Acks,
+
+    /// leader mode: linearizable (default; a read sees every write acknowledged before
+    /// it, confirmed by the leader with a majority) or local (answered by the node at once,
+    /// possibly stale on a follower)
+    #[argh(option, default = "Reads::Linearizable")]
+    pub reads: Reads,
+
+    /// leader mode: what a follower does with a write: forward (default; to the leader,
+    /// relaying its reply) or refuse (ERROR NOT_LEADER / -READONLY, naming the leader)
+    #[argh(option, default = "FollowerWrites::Forward")]
+    pub follower_writes: FollowerWrites,
+
+    /// leader mode: milliseconds between the leader's heartbeats (default 100)
+    #[argh(option, default = "100")]
+    pub heartbeat_ms: u64,
+
+    /// leader mode: milliseconds without the leader's heartbeat after which a follower
+    /// starts an election, and without a majority's answers after which a leader steps
+    /// down (default 500)
+    #[argh(option, default = "500")]
+    pub election_timeout_ms: u64,
+
+    /// leader mode: milliseconds a write or read may wait for the leader's majority
+    /// before its reply is "outcome unknown" (default 2000)
+    #[argh(option, default = "2000")]
+    pub request_timeout_ms: u64,
 }
 
 /// `--tls-auth-clients`: whether a TLS client must present a certificate.
@@ -243,6 +282,8 @@ pub struct Config {
     pub timeout: Duration,
     /// TLS listeners and links.
     pub tls: TlsConfig,
+    /// Leader mode (`--election bully`), if on.
+    pub leader: Option<LeaderConfig>,
 }
 
 /// TLS settings, checked: files are named here and read when the server
@@ -377,6 +418,35 @@ fn check_dir(dir: &Path, given: bool) -> Result<(), String> {
     }
 }
 
+/// Leader mode's options, checked.
+fn leader_config(a: &Args) -> Result<Option<LeaderConfig>, String> {
+    match a.election.to_ascii_lowercase().as_str() {
+        "none" => return Ok(None),
+        "bully" => {}
+        other => return Err(format!("--election: expected bully or none, got '{other}'")),
+    }
+    let ms = |name: &str, v: u64| {
+        if v == 0 || v > 3_600_000 {
+            Err(format!("--{name} must be between 1 and 3600000 (an hour)"))
+        } else {
+            Ok(Duration::from_millis(v))
+        }
+    };
+    let heartbeat = ms("heartbeat-ms", a.heartbeat_ms)?;
+    let timeout = ms("election-timeout-ms", a.election_timeout_ms)?;
+    if timeout < heartbeat * 2 {
+        return Err("--election-timeout-ms must be at least twice --heartbeat-ms".into());
+    }
+    Ok(Some(LeaderConfig {
+        heartbeat,
+        timeout,
+        request_timeout: ms("request-timeout-ms", a.request_timeout_ms)?,
+        acks: a.acks,
+        reads: a.reads,
+        follower_writes: a.follower_writes,
+    }))
+}
+
 impl Config {
     /// Checks and completes the raw options.
     pub fn from_args(mut a: Args) -> Result<Config, String> {
@@ -417,6 +487,7 @@ impl Config {
         if a.timeout > 100 * 365 * 86_400 {
             return Err("--timeout: at most a hundred years".into());
         }
+        let leader = leader_config(&a)?;
         let dir_follows_port = a.dir.is_none();
         let dir = a.dir.unwrap_or_else(|| default_dir(a.port));
         if a.port != 0 || !dir_follows_port {
@@ -464,6 +535,7 @@ impl Config {
             protected_mode,
             timeout: Duration::from_secs(a.timeout),
             tls,
+            leader,
         })
     }
 

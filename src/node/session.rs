@@ -29,6 +29,9 @@ pub struct Session {
     pub peer: Option<u16>,
     /// The peer's link has finished catching up: its frames are in order.
     pub peer_ordered: bool,
+    /// A request a follower forwarded to this leader (leader mode): it is
+    /// not forwarded again.
+    pub forwarded: bool,
     /// A transaction being queued (MULTI until EXEC or DISCARD).
     pub multi: Option<Multi>,
     /// Set while EXEC runs the queued commands: a command that would block

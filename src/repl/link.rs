@@ -67,6 +67,16 @@ pub struct Link {
     /// The peer's watermark for us when the link came up: the scan sends
     /// only what is newer.
     pub from: u64,
+    /// What the peer held of every other origin when the link came up
+    /// (its `+HELLO`): the scan sends, of each, only what is newer.
+    pub from_others: Vec<(u16, u64)>,
+    /// What this node held of every origin when the scan began: what
+    /// `REPL_SYNCED` tells the peer it now has.
+    pub claims: Vec<(u16, u64)>,
+    /// This node's epoch when the scan began (leader mode; 0 otherwise).
+    pub sync_epoch: u64,
+    /// Leader mode's state of the link (epoch, heartbeats, forwards).
+    pub votes: super::election::LinkVotes,
     /// Highest counter of our writes queued to the peer.
     pub sent: u64,
     /// Highest counter the peer reported having from us in order.
@@ -94,6 +104,10 @@ impl Link {
             state: LinkState::Backoff { until: now },
             peer_id: None,
             from: 0,
+            from_others: Vec::new(),
+            claims: Vec::new(),
+            sync_epoch: 0,
+            votes: Default::default(),
             sent: 0,
             acked: 0,
             queued_bytes: 0,
@@ -146,6 +160,11 @@ impl Link {
         self.state = LinkState::Syncing { cursor: 0 };
     }
 
+    /// What the peer held of `origin`'s writes when the link came up.
+    pub fn peer_has(&self, origin: u16) -> u64 {
+        self.from_others.iter().find(|m| m.0 == origin).map_or(0, |m| m.1)
+    }
+
     /// The catch-up scan is complete: from now on, forward live writes.
     pub fn sync_done(&mut self, now: Instant) {
         if let Some(t) = self.sync_started.take() {
@@ -170,6 +189,8 @@ impl Link {
             log::debug!("peer {}: attempt failed ({why})", self.name);
         }
         self.sync_started = None;
+        self.votes.outbox.clear();
+        self.votes.beats.clear();
         // The queue went with the connection; STATS must not show it as waiting.
         self.queued_bytes = 0;
         self.state = LinkState::Backoff { until: now + self.delay };

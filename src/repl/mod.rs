@@ -16,6 +16,7 @@
 //! for our own writes newer than it, a chunk per loop iteration, then
 //! forwards live writes as the log takes them.
 
+pub mod election;
 pub mod link;
 pub mod progress;
 pub mod receiver;
@@ -24,6 +25,7 @@ pub mod wire;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use self::election::Election;
 use self::link::{Link, LinkState};
 use self::progress::Progress;
 use self::wire::LinkReply;
@@ -65,6 +67,19 @@ pub struct Replicator {
     /// The password a peer wants before `REPLHELLO` (`--requirepass`; the
     /// nodes of a cluster share it).
     password: Option<String>,
+    /// Leader mode's election (`--election bully`), if on.
+    pub election: Option<Election>,
+}
+
+/// A forwarded request's reply, read from a link: for the client waiting
+/// for forward `id`.
+#[derive(Debug)]
+pub struct Forwarded {
+    /// The forward's id.
+    pub id: u64,
+    /// The reply, in the client's protocol; `None`: the link went before
+    /// it came (the outcome is unknown).
+    pub reply: Option<Vec<u8>>,
 }
 
 impl Replicator {
@@ -73,7 +88,16 @@ impl Replicator {
     pub fn new(id: u16, peers: &[(SocketAddr, String)], queue_limit: usize, now: Instant) -> Replicator {
         let links = peers.iter().map(|(a, n)| Link::new(*a, n.clone(), now)).collect();
         let progress = Progress::default();
-        Replicator { id, links, progress, batch: Vec::new(), batch_last: 0, queue_limit, password: None }
+        Replicator {
+            id,
+            links,
+            progress,
+            batch: Vec::new(),
+            batch_last: 0,
+            queue_limit,
+            password: None,
+            election: None,
+        }
     }
 
     /// Links present `password` (AUTH) before their handshake.
@@ -138,15 +162,24 @@ impl Replicator {
             out.extend_from_slice(&self.batch);
             link.sent = link.sent.max(self.batch_last);
         }
+        if !link.votes.outbox.is_empty() && !matches!(link.state, LinkState::Backoff { .. } | LinkState::Connecting) {
+            out.extend_from_slice(&link.votes.outbox);
+            link.votes.outbox.clear();
+        }
         if let LinkState::Syncing { cursor } = link.state {
             let mut i = cursor;
             let end = (cursor + SYNC_CHUNK).min(store.slots());
             // Checked before each slot, not after: a peer that does not read
             // must not get even one more frame per loop iteration.
             while i < end && out.len() - written < high_water {
+                // Every origin's writes the peer lacks, not only ours: a
+                // node that was down, or a new leader, gets from any one
+                // peer what it holds (node 0's, typed by a person, stay
+                // where they were typed).
                 if let Some(s) = store.slot(i)
-                    && s.version.node() == self.id
-                    && s.version.counter() > link.from
+                    && s.version.node() != 0
+                    && s.version.counter()
+                        > if s.version.node() == self.id { link.from } else { link.peer_has(s.version.node()) }
                 {
                     // A key due to expire is a tombstone here (see `Store::slot`):
                     // the same state as the write with its deadline, fewer bytes.
@@ -158,7 +191,7 @@ impl Replicator {
             }
             if i >= store.slots() {
                 link.sent = link.sent.max(store.clock());
-                wire::synced(out, store.clock());
+                wire::synced(out, store.clock(), link.sync_epoch, &link.claims);
                 link.sync_done(now);
             } else {
                 link.state = LinkState::Syncing { cursor: i };
@@ -203,8 +236,11 @@ impl Replicator {
     }
 
     /// The connection of link `li` failed or closed; `why` is for the log.
-    pub fn link_failed(&mut self, li: usize, now: Instant, why: &str) {
+    /// The requests forwarded on it and not answered go into `forwarded`
+    /// with no reply (their outcome is unknown).
+    pub fn link_failed(&mut self, li: usize, now: Instant, why: &str, forwarded: &mut Vec<Forwarded>) {
         self.links[li].failed(now, why);
+        forwarded.extend(self.links[li].votes.reset().into_iter().map(|id| Forwarded { id, reply: None }));
     }
 
     /// The driver holds `bytes` of link `li`'s not yet written.
@@ -224,6 +260,7 @@ impl Replicator {
         out: &mut Vec<u8>,
         store: &mut Store,
         now: Instant,
+        forwarded: &mut Vec<Forwarded>,
     ) -> Result<usize, String> {
         let mut used = 0;
         loop {
@@ -237,21 +274,58 @@ impl Replicator {
             };
             let link = &mut self.links[li];
             match reply {
-                LinkReply::Hello { watermark, node } => {
+                LinkReply::Hello { watermark, node, epoch, marks } => {
                     link.peer_id = Some(node);
                     store.observe(watermark);
+                    link.from_others = marks;
+                    link.claims = self.progress.marks().to_vec();
+                    link.votes.epoch = epoch;
+                    link.sync_epoch = self.election.as_ref().map_or(0, |e| e.epoch);
                     link.handshake_done(watermark, now);
-                    // A FLUSHALL of ours the peer lacks goes first, once per
+                    // A FLUSHALL the peer lacks goes first, once per
                     // catch-up, before any live frame and before the scan
                     // (which may start over, see `restart_scans`, or stall at
                     // its first slot while the queue is full).
                     let floor = store.floor();
-                    if floor.node() == self.id && floor.counter() > watermark {
+                    let has = if floor.node() == self.id { watermark } else { link.peer_has(floor.node()) };
+                    if floor.counter() > 0 && floor.node() != 0 && floor.counter() > has {
                         wire::frame(out, Op::FlushAll, b"", b"", floor, None);
+                    }
+                    if let Some(e) = &mut self.election {
+                        e.see_epoch(epoch, now);
                     }
                 }
                 LinkReply::Watermark(w) => link.acked = link.acked.max(w),
                 LinkReply::Ok => {}
+                LinkReply::Election { epoch, answer } => {
+                    link.votes.epoch = epoch;
+                    if let (Some(e), Some(peer)) = (&mut self.election, link.peer_id) {
+                        e.on_ask_answer(peer, epoch, answer, now);
+                    }
+                }
+                LinkReply::Vote { epoch, granted } => {
+                    link.votes.epoch = epoch;
+                    link.votes.heard = Some(now);
+                    if let (Some(e), Some(peer)) = (&mut self.election, link.peer_id) {
+                        e.on_vote_answer(peer, epoch, granted, now);
+                    }
+                }
+                LinkReply::Beat { epoch, watermark } => {
+                    link.votes.epoch = epoch;
+                    link.acked = link.acked.max(watermark);
+                    if let Some(r) = link.votes.beats.pop_front() {
+                        link.votes.confirmed = link.votes.confirmed.max(r);
+                    }
+                    link.votes.heard = Some(now);
+                    if let Some(e) = &mut self.election {
+                        e.see_epoch(epoch, now);
+                    }
+                }
+                LinkReply::Bulk(reply) => {
+                    if let Some(id) = link.votes.forwards.pop_front() {
+                        forwarded.push(Forwarded { id, reply: Some(reply.to_vec()) });
+                    }
+                }
                 LinkReply::Error(msg) => {
                     let why = format!("peer refused: {}", String::from_utf8_lossy(msg));
                     return Err(self.fail(li, now, why));
@@ -263,6 +337,34 @@ impl Replicator {
     fn fail(&mut self, li: usize, now: Instant, why: String) -> String {
         self.links[li].failed(now, &why);
         why
+    }
+
+    /// Starts the catch-up of link `li`'s peer over again, on the same
+    /// connection: `REPLHELLO` anew (the peer treats what follows as
+    /// unordered until `REPL_SYNCED`), and a scan from its fresh
+    /// watermarks. A voter does this once it has granted its vote, so that
+    /// the scan the candidate waits for begins after the grant.
+    pub fn resync(&mut self, li: usize, now: Instant) {
+        let link = &mut self.links[li];
+        if matches!(link.state, LinkState::Syncing { .. } | LinkState::Connected | LinkState::Handshake) {
+            link.state = LinkState::Handshake;
+            wire::hello(&mut link.votes.outbox, self.id);
+        } else {
+            self.kick(li, now);
+        }
+    }
+
+    /// The peer of link `li` is up (it just linked in to us): a link
+    /// waiting out its backoff connects now.
+    pub fn kick(&mut self, li: usize, now: Instant) {
+        if let LinkState::Backoff { until } = &mut self.links[li].state {
+            *until = (*until).min(now);
+        }
+    }
+
+    /// The link whose peer is node `id`, once its handshake said so.
+    pub fn link_of(&self, id: u16) -> Option<usize> {
+        self.links.iter().position(|l| l.peer_id == Some(id))
     }
 
     /// Whether a link is scanning the store (no slot may move meanwhile).

@@ -76,6 +76,10 @@ impl<'a> Args<'a> {
     pub fn get(&self, i: usize) -> &'a [u8] {
         self.argv.get(self.buf, i)
     }
+    /// The buffer the arguments are spans of.
+    pub fn buf(&self) -> &'a [u8] {
+        self.buf
+    }
     /// The arguments from `from` on.
     pub fn iter(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
         let (argv, buf) = (self.argv, self.buf);
@@ -440,11 +444,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     // kvstore's own.
     CommandSpec::resp("STATS", 1, HIDDEN | LOADING | STALE, NOKEYS, text::stats_resp).and_text(0, "STATS", text::stats),
     CommandSpec::hidden("COMPACT", server::bgrewriteaof).and_text(0, "COMPACT", text::compact),
+    CommandSpec::hidden("LEADER", server::leader).and_text(1, "LEADER", text::leader),
     CommandSpec::peer("REPLHELLO"),
     CommandSpec::peer("REPL_PUT").and_text(3, "REPL_PUT <key> <value>", text::repl_put),
     CommandSpec::peer("REPL_DEL").and_text(2, "REPL_DEL <key>", text::repl_del),
     CommandSpec::peer("REPL_FLUSHALL"),
     CommandSpec::peer("REPL_SYNCED"),
+    CommandSpec::peer("REPL_ELECTION"),
+    CommandSpec::peer("REPL_VOTE"),
+    CommandSpec::peer("REPL_BEAT"),
+    CommandSpec::peer("REPL_FWD"),
 ];
 
 /// The command named `name` (upper-case).
@@ -506,12 +515,17 @@ pub(super) fn run_resp(cx: &mut Ctx<'_>) -> Flow {
     if let Some(flow) = auth::gate(cx, spec, true) {
         return flow;
     }
+    if cx.node.leader_mode()
+        && let Some(flow) = crate::node::leader::gate(cx, spec, Dialect::Resp)
+    {
+        return flow;
+    }
     let flow = run(cx);
     cx.node.ran(cx.session, spec, cx.args);
     flow
 }
 
-fn run_text(cx: &mut Ctx<'_>) -> Flow {
+pub(crate) fn run_text(cx: &mut Ctx<'_>) -> Flow {
     let mut nb = [0u8; 24];
     let Some((spec, form)) = lookup(upper(cx.args.get(0), &mut nb)).and_then(|s| s.text.as_ref().map(|f| (s, f)))
     else {
@@ -523,6 +537,11 @@ fn run_text(cx: &mut Ctx<'_>) -> Flow {
         return Flow::Continue;
     }
     if let Some(flow) = auth::gate(cx, spec, false) {
+        return flow;
+    }
+    if cx.node.leader_mode()
+        && let Some(flow) = crate::node::leader::gate(cx, spec, Dialect::Text)
+    {
         return flow;
     }
     let flow = (form.run)(cx);
