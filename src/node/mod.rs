@@ -169,7 +169,7 @@ impl Node {
         let peers: Vec<_> = cfg.peers.iter().copied().zip(cfg.peer_names.iter().cloned()).collect();
         let mut store = Store::new(!peers.is_empty());
         let mut repl = Replicator::new(id, &peers, cfg.peer_queue_limit, now);
-        repl.set_password(cfg.requirepass.clone());
+        repl.set_cluster_secret(cfg.cluster_secret.as_deref());
         let log_cfg = LogConfig {
             dir: cfg.dir.clone(),
             fsync: cfg.fsync,

@@ -6,6 +6,8 @@
 //!
 //! | frame | meaning | reply |
 //! |---|---|---|
+//! | `REPLAUTH <id> <nonce>` | with a cluster secret, first: see [`super::handshake`] | `+REPLAUTH <peer id> <nonce>` |
+//! | `REPLPROOF <hmac>` | the link's proof of the secret | `+REPLPROOF <hmac>`, the peer's |
 //! | `REPLHELLO <id>` | "I am node id" | `+HELLO <N> <peer id>`, N the highest counter of id's writes the peer has in order |
 //! | `REPL_PUT <key> <value> <version>` | a write of ours | `:N` as above |
 //! | `REPL_PUT <key> <value> <version> <deadline>` | a write of ours that expires at `deadline` (ms since the Unix epoch) | `:N` |
@@ -28,14 +30,6 @@
 
 use crate::proto::resp;
 use crate::storage::record::{Op, Record, Version};
-
-/// Encodes `AUTH <password>`, which a link sends first when the cluster
-/// has a password.
-pub fn auth(out: &mut Vec<u8>, password: &[u8]) {
-    resp::array(out, 2);
-    resp::bulk(out, b"AUTH");
-    resp::bulk(out, password);
-}
 
 /// Encodes `REPLHELLO <id>`.
 pub fn hello(out: &mut Vec<u8>, id: u16) {
@@ -117,8 +111,17 @@ pub enum LinkReply<'a> {
     },
     /// `:N`: the peer's watermark for us.
     Watermark(u64),
-    /// `+OK`: the peer took our password.
+    /// `+OK`.
     Ok,
+    /// `+REPLAUTH <node> <nonce>`: the peer's challenge (see [`super::handshake`]).
+    Challenge {
+        /// The peer's node id.
+        node: u16,
+        /// Its nonce, in hex.
+        nonce: &'a [u8],
+    },
+    /// `+REPLPROOF <hmac>`: the peer's proof of the cluster secret, in hex.
+    Proof(&'a [u8]),
     /// `-...`: the peer refused a frame.
     Error(&'a [u8]),
 }
@@ -139,13 +142,20 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(LinkReply<'_>, usize)>, &'stati
         Some((b'+', b"OK")) => Ok(Some((LinkReply::Ok, end + 1))),
         Some((b'+', rest)) => {
             let mut words = rest.split(|&c| c == b' ');
-            let (Some(b"HELLO"), Some(w), Some(n), None) = (words.next(), words.next(), words.next(), words.next())
-            else {
-                return Err("unexpected reply");
+            let reply = match (words.next(), words.next(), words.next(), words.next()) {
+                (Some(b"HELLO"), Some(w), Some(n), None) => {
+                    let watermark = resp::parse_int(w).and_then(|n| u64::try_from(n).ok()).ok_or("bad HELLO reply")?;
+                    let node = resp::parse_int(n).and_then(|n| u16::try_from(n).ok()).ok_or("bad HELLO reply")?;
+                    LinkReply::Hello { watermark, node }
+                }
+                (Some(b"REPLAUTH"), Some(n), Some(nonce), None) => {
+                    let node = resp::parse_int(n).and_then(|n| u16::try_from(n).ok()).ok_or("bad REPLAUTH reply")?;
+                    LinkReply::Challenge { node, nonce }
+                }
+                (Some(b"REPLPROOF"), Some(proof), None, None) => LinkReply::Proof(proof),
+                _ => return Err("unexpected reply"),
             };
-            let watermark = resp::parse_int(w).and_then(|n| u64::try_from(n).ok()).ok_or("bad HELLO reply")?;
-            let node = resp::parse_int(n).and_then(|n| u16::try_from(n).ok()).ok_or("bad HELLO reply")?;
-            Ok(Some((LinkReply::Hello { watermark, node }, end + 1)))
+            Ok(Some((reply, end + 1)))
         }
         _ => Err("unexpected reply"),
     }
@@ -219,6 +229,13 @@ mod tests {
         assert!(parse_reply(b"+NO\r\n").is_err());
         assert_eq!(parse_reply(b"+HELLO 9 12346\r\n"), Ok(Some((LinkReply::Hello { watermark: 9, node: 12346 }, 16))));
         assert!(parse_reply(b":-1\r\n").is_err());
+        assert_eq!(
+            parse_reply(b"+REPLAUTH 7 ab12\r\n"),
+            Ok(Some((LinkReply::Challenge { node: 7, nonce: b"ab12" }, 18)))
+        );
+        assert_eq!(parse_reply(b"+REPLPROOF ff\r\n"), Ok(Some((LinkReply::Proof(b"ff"), 15))));
+        assert!(parse_reply(b"+REPLAUTH 70000 ab\r\n").is_err());
+        assert!(parse_reply(b"+REPLPROOF a b\r\n").is_err());
         let mut out = vec![];
         hello_reply(&mut out, 9, 12346);
         assert_eq!(parse_reply(&out), Ok(Some((LinkReply::Hello { watermark: 9, node: 12346 }, 16))));
