@@ -14,8 +14,8 @@ use crate::node::session::Session;
 use crate::proto::{resp, text};
 use crate::repl::handshake::{self, PeerAuth, Refusal};
 
-/// A wrong password, a wrong peer proof or a peer frame without one is
-/// logged at most this often, all of them together (the counts are in STATS).
+/// Wrong passwords are logged at most this often, and peers' refusals (a
+/// wrong proof, a peer frame without one) likewise (the counts are in STATS).
 const WRONG_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Why AUTH failed.
@@ -45,7 +45,7 @@ pub(super) fn gate(cx: &mut Ctx<'_>, spec: &CommandSpec, resp: bool) -> Option<F
         noauth(cx.out, PEER_NOAUTH, resp);
         cx.node.stats.peer_frames_refused += 1;
         let n = cx.node.stats.peer_frames_refused;
-        warn_limited(cx.node, cx.session, || {
+        warn_limited(cx.node, cx.session, true, || {
             format!("sent the peer frame {} without proving the cluster secret: closed ({n} since start)", spec.name)
         });
         return Some(Flow::Close);
@@ -67,11 +67,13 @@ fn noauth(out: &mut Vec<u8>, msg: &str, resp: bool) {
     }
 }
 
-/// Logs `what` after the client's address, unless something of the kind
-/// was logged less than [`WRONG_LOG_EVERY`] ago.
-fn warn_limited(node: &mut Node, session: &Session, what: impl FnOnce() -> String) {
-    if node.last_auth_log.is_none_or(|t| node.now.saturating_duration_since(t) >= WRONG_LOG_EVERY) {
-        node.last_auth_log = Some(node.now);
+/// Logs `what` after the client's address, unless something of its kind
+/// (a client's password when not `peer`, else a peer's refusal) was logged
+/// less than [`WRONG_LOG_EVERY`] ago.
+fn warn_limited(node: &mut Node, session: &Session, peer: bool, what: impl FnOnce() -> String) {
+    let last = if peer { &mut node.last_peer_auth_log } else { &mut node.last_auth_log };
+    if last.is_none_or(|t| node.now.saturating_duration_since(t) >= WRONG_LOG_EVERY) {
+        *last = Some(node.now);
         let addr = node.clients().get(session).map_or_else(|| "a client".to_string(), |c| c.addr.to_string());
         log::warn!("{addr}: {}", what());
     }
@@ -100,7 +102,7 @@ pub fn authenticate(
     }
     node.stats.auth_failures += 1;
     let n = node.stats.auth_failures;
-    warn_limited(node, session, || format!("wrong password (AUTH); {n} wrong passwords since start"));
+    warn_limited(node, session, false, || format!("wrong password (AUTH); {n} wrong passwords since start"));
     Err(AuthError::Wrong)
 }
 
@@ -194,7 +196,7 @@ fn refuse_peer(cx: &mut Ctx<'_>, r: Refusal) -> Flow {
             resp::error(cx.out, b"WRONGPASS wrong proof of the cluster secret: the nodes' --cluster-secret differ");
             cx.node.stats.peer_auth_failures += 1;
             let n = cx.node.stats.peer_auth_failures;
-            warn_limited(cx.node, cx.session, || {
+            warn_limited(cx.node, cx.session, true, || {
                 format!(
                     "a peer link's proof of the cluster secret is wrong (its --cluster-secret differs); closed ({n} since start)"
                 )
