@@ -120,7 +120,8 @@ pub struct Args {
     /// peer link and the node it connects to prove it to each other by HMAC-SHA256
     /// challenge-response, so it never crosses the network, and peer frames from a
     /// connection that has not proved it are refused. Without --requirepass, clients need
-    /// no password but peers still prove this. Prefer --cluster-secret-file
+    /// no password but peers still prove this (protected mode then still refuses other
+    /// hosts: see --protected-mode). Prefer --cluster-secret-file
     #[argh(option)]
     pub cluster_secret: Option<String>,
 
