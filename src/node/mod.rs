@@ -146,6 +146,9 @@ pub struct Node {
     next_idle_check: Instant,
     /// When a wrong password was last logged (they are logged at most once a second).
     last_auth_log: Option<Instant>,
+    /// Likewise for peers' refusals (a wrong proof of the cluster secret, a
+    /// peer frame without one), apart, so that neither kind hides the other.
+    last_peer_auth_log: Option<Instant>,
     /// Every client connection, and what to do with them (see [`clients`]).
     clients: Clients,
     /// Active expiry's next step is not before this (see [`EXPIRE_PAUSE`]).
@@ -190,7 +193,7 @@ impl Node {
         let peers: Vec<_> = cfg.peers.iter().copied().zip(cfg.peer_names.iter().cloned()).collect();
         let mut store = Store::new(!peers.is_empty());
         let mut repl = Replicator::new(id, &peers, cfg.peer_queue_limit, now);
-        repl.set_password(cfg.requirepass.clone());
+        repl.set_cluster_secret(cfg.cluster_secret.as_deref());
         let log_cfg = LogConfig {
             dir: cfg.dir.clone(),
             fsync: cfg.fsync,
@@ -231,6 +234,7 @@ impl Node {
             compaction: None,
             next_sweep: now + SWEEP_EVERY,
             last_auth_log: None,
+            last_peer_auth_log: None,
             next_idle_check: now,
             clients: Clients::default(),
             next_expire: now,

@@ -159,7 +159,20 @@ impl Sim {
     fn config(&self, i: usize) -> Config {
         let peers: Vec<String> = (0..N).filter(|&j| j != i).map(|j| format!("127.0.0.1:{}", port(j))).collect();
         let (p, peers, dir) = (port(i).to_string(), peers.join(","), self.hosts[i].dir.display().to_string());
-        let args = [p.as_str(), &peers, "--dir", &dir, "--fsync", "no", "--peer-queue-limit", QUEUE_LIMIT];
+        // With a cluster secret, so that every reconnect runs the peers'
+        // handshake too, its frames split and interleaved like any other.
+        let args = [
+            p.as_str(),
+            &peers,
+            "--dir",
+            &dir,
+            "--fsync",
+            "no",
+            "--peer-queue-limit",
+            QUEUE_LIMIT,
+            "--cluster-secret",
+            "sim-secret",
+        ];
         let args = Args::from_args(&["kvstore-server"], &args).expect("sim args");
         Config::from_args(args).expect("sim config")
     }

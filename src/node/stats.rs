@@ -26,6 +26,11 @@ pub struct Stats {
     pub rejected_connections: u64,
     /// AUTH (or HELLO AUTH) with a wrong password.
     pub auth_failures: u64,
+    /// Inbound peer links whose proof of the cluster secret was wrong.
+    pub peer_auth_failures: u64,
+    /// Peer frames refused from connections that had not proved the
+    /// cluster secret (each closed).
+    pub peer_frames_refused: u64,
     /// Commands executed.
     pub commands: u64,
     /// Reads that found their key.
@@ -88,6 +93,8 @@ impl Stats {
         self.total_connections = 0;
         self.rejected_connections = 0;
         self.auth_failures = 0;
+        self.peer_auth_failures = 0;
+        self.peer_frames_refused = 0;
         self.commands = 0;
         self.hits = 0;
         self.misses = 0;
@@ -313,6 +320,8 @@ impl Node {
             ("total_connections".into(), s.total_connections.to_string()),
             ("rejected_connections".into(), s.rejected_connections.to_string()),
             ("auth_failures".into(), s.auth_failures.to_string()),
+            ("peer_auth_failures".into(), s.peer_auth_failures.to_string()),
+            ("peer_frames_refused".into(), s.peer_frames_refused.to_string()),
             ("commands".into(), s.commands.to_string()),
             ("writes".into(), s.writes.to_string()),
             ("get_hits".into(), s.hits.to_string()),

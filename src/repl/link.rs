@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::handshake::LinkAuth;
 use super::wire;
 
 /// First reconnect delay after a failure.
@@ -29,7 +30,8 @@ pub enum LinkState {
     },
     /// A non-blocking connect is under way.
     Connecting,
-    /// Connected; `REPLHELLO` sent, waiting for the peer's watermark.
+    /// Connected; `REPLHELLO` sent, waiting for the peer's watermark (with
+    /// a cluster secret, first the exchange of proofs: [`Link::auth`]).
     Handshake,
     /// Sending what the peer misses: a scan of the store from `cursor`.
     Syncing {
@@ -90,6 +92,9 @@ pub struct Link {
     pub sync_records: u64,
     /// When the current catch-up began.
     pub sync_started: Option<Instant>,
+    /// With a cluster secret, where the current connection's exchange of
+    /// proofs is (see [`super::handshake`]); set when it connects.
+    pub auth: Option<LinkAuth>,
     delay: Duration,
     /// Whether the current outage was logged (log once per change of state).
     down_logged: bool,
@@ -114,6 +119,7 @@ impl Link {
             resyncs: 0,
             sync_records: 0,
             sync_started: None,
+            auth: None,
             delay: BACKOFF_MIN,
             down_logged: false,
         }

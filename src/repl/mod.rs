@@ -9,7 +9,8 @@
 //! - [`link`]: one link's life (backoff, connect, handshake, catch-up, live);
 //! - [`progress`]: the watermarks, what this node holds of every origin;
 //! - [`wire`]: the frames and replies, both ways;
-//! - [`receiver`]: the inbound side, frames received from a peer's link.
+//! - [`receiver`]: the inbound side, frames received from a peer's link;
+//! - [`handshake`]: how both ends of a link prove the cluster secret.
 //!
 //! A link that comes up (at start, after the peer was down, after a reset)
 //! learns the peer's watermark for us and catches up by a scan of the store
@@ -17,6 +18,7 @@
 //! forwards live writes as the log takes them.
 
 pub mod election;
+pub mod handshake;
 pub mod link;
 pub mod progress;
 pub mod receiver;
@@ -26,9 +28,11 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use self::election::Election;
+use self::handshake::{ClusterKey, LinkAuth};
 use self::link::{Link, LinkState};
 use self::progress::Progress;
 use self::wire::LinkReply;
+use crate::proto::resp;
 use crate::storage::record::{Op, Record};
 use crate::storage::store::Store;
 
@@ -64,9 +68,9 @@ pub struct Replicator {
     batch_last: u64,
     /// `--peer-queue-limit`.
     queue_limit: usize,
-    /// The password a peer wants before `REPLHELLO` (`--requirepass`; the
-    /// nodes of a cluster share it).
-    password: Option<String>,
+    /// The cluster secret (`--cluster-secret`, else `--requirepass`), as
+    /// the key links prove it with and inbound links must prove it with.
+    secret: Option<ClusterKey>,
     /// Leader mode's election (`--election bully`), if on.
     pub election: Option<Election>,
 }
@@ -95,14 +99,20 @@ impl Replicator {
             batch: Vec::new(),
             batch_last: 0,
             queue_limit,
-            password: None,
+            secret: None,
             election: None,
         }
     }
 
-    /// Links present `password` (AUTH) before their handshake.
-    pub fn set_password(&mut self, password: Option<String>) {
-        self.password = password;
+    /// Links prove `secret` before `REPLHELLO`, and so must inbound ones
+    /// (see [`handshake`]); `None`: no proof either way.
+    pub fn set_cluster_secret(&mut self, secret: Option<&str>) {
+        self.secret = secret.map(|s| ClusterKey::new(s.as_bytes()));
+    }
+
+    /// The cluster secret's key, if there is one.
+    pub fn cluster_key(&self) -> Option<&ClusterKey> {
+        self.secret.as_ref()
     }
 
     /// Whether there are peers at all.
@@ -228,11 +238,24 @@ impl Replicator {
 
     /// The connection of link `li` is up; `out` is its output.
     pub fn link_connected(&mut self, li: usize, out: &mut Vec<u8>) {
-        if let Some(p) = &self.password {
-            // Answered `+OK`, or `-WRONGPASS`, which drops the link.
-            wire::auth(out, p.as_bytes());
+        let link = &mut self.links[li];
+        if self.secret.is_none() {
+            link.connected(self.id, out);
+            return;
         }
-        self.links[li].connected(self.id, out);
+        // The proofs first; `REPLHELLO` once the peer has proved the secret.
+        link.state = LinkState::Handshake;
+        link.auth = match handshake::fresh_nonce() {
+            Some(nonce) => Some(LinkAuth::start(self.id, nonce, out)),
+            None => {
+                // A REPLAUTH without its arguments: the peer refuses it,
+                // which drops the link, to be tried again after a backoff.
+                log::error!("peer {}: cannot draw a random nonce for the handshake", link.name);
+                resp::array(out, 1);
+                resp::bulk(out, b"REPLAUTH");
+                None
+            }
+        };
     }
 
     /// The connection of link `li` failed or closed; `why` is for the log.
@@ -273,7 +296,44 @@ impl Replicator {
                 Err(e) => return Err(self.fail(li, now, e.to_string())),
             };
             let link = &mut self.links[li];
+            // With a secret, only the exchange of proofs (or a refusal)
+            // counts until the peer has proved it.
+            let proven = self.secret.is_none() || link.auth.as_ref().is_some_and(LinkAuth::done);
             match reply {
+                LinkReply::Challenge { node, nonce } => {
+                    let step = match (&mut link.auth, &self.secret) {
+                        (Some(auth), Some(key)) => auth.on_challenge(key, node, nonce, out),
+                        _ => Err("a REPLAUTH challenge, unasked"),
+                    };
+                    if let Err(why) = step {
+                        return Err(self.fail(li, now, why.to_string()));
+                    }
+                }
+                LinkReply::Proof(proof) => {
+                    let step = match (&mut link.auth, &self.secret) {
+                        (Some(auth), Some(key)) => auth.on_proof(key, proof),
+                        _ => Err("a REPLPROOF reply, unasked"),
+                    };
+                    match step {
+                        Ok(peer) => {
+                            link.peer_id = Some(peer);
+                            link.connected(self.id, out);
+                        }
+                        Err(why) => return Err(self.fail(li, now, why.to_string())),
+                    }
+                }
+                LinkReply::Error(msg) => {
+                    let why = format!("peer refused: {}", String::from_utf8_lossy(msg));
+                    return Err(self.fail(li, now, why));
+                }
+                _ if !proven => {
+                    return Err(self.fail(li, now, "the peer answered before proving the cluster secret".into()));
+                }
+                LinkReply::Hello { node, .. }
+                    if link.auth.as_ref().and_then(LinkAuth::peer).is_some_and(|p| p != node) =>
+                {
+                    return Err(self.fail(li, now, "the peer's HELLO names another node than it proved".into()));
+                }
                 LinkReply::Hello { watermark, node, epoch, marks } => {
                     link.peer_id = Some(node);
                     store.observe(watermark);
@@ -325,10 +385,6 @@ impl Replicator {
                     if let Some(id) = link.votes.forwards.pop_front() {
                         forwarded.push(Forwarded { id, reply: Some(reply.to_vec()) });
                     }
-                }
-                LinkReply::Error(msg) => {
-                    let why = format!("peer refused: {}", String::from_utf8_lossy(msg));
-                    return Err(self.fail(li, now, why));
                 }
             }
         }
@@ -412,5 +468,26 @@ mod tests {
         assert_eq!(c.links[1].state, LinkState::Connected);
         assert!(matches!(c.links[2].state, LinkState::Backoff { .. }));
         assert_eq!(c.deadline(), Some(t0 + std::time::Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn with_a_secret_a_link_says_and_sends_nothing_until_the_peer_proves_it() {
+        let t0 = Instant::now();
+        let peers = [("127.0.0.1:1".parse().unwrap(), "p".to_string())];
+        let mut store = Store::new(true);
+        for early in [&b"+HELLO 0 2\r\n"[..], b":5\r\n", b"+OK\r\n", b"+REPLPROOF 00\r\n"] {
+            let mut c = Replicator::new(1, &peers, 1 << 20, t0);
+            c.set_cluster_secret(Some("s3cret"));
+            c.links[0].connecting();
+            let mut out = vec![];
+            c.link_connected(0, &mut out);
+            assert!(out.starts_with(b"*3\r\n$8\r\nREPLAUTH\r\n$1\r\n1\r\n$64\r\n"), "{out:?}");
+            assert!(memchr::memmem::find(&out, b"s3cret").is_none());
+            // A listener on the peer's address that does not know the secret.
+            out.clear();
+            assert!(c.link_input(0, early, &mut out, &mut store, t0).is_err(), "{early:?} accepted");
+            assert!(out.is_empty(), "{early:?}: something was sent");
+            assert!(matches!(c.links[0].state, LinkState::Backoff { .. }));
+        }
     }
 }

@@ -43,6 +43,9 @@ pub fn frame(cx: &mut Ctx<'_>) -> Flow {
             log::error!("a peer announced node id {id}, which is this node's own id: give every node its own --id");
             resp::error(out, b"ERR node id clash: both nodes use this id");
         }
+        Frame::Hello(Some(id)) if session.peer_auth.proven().is_some_and(|p| p != id) => {
+            resp::error(out, b"ERR REPLHELLO names another node than REPLAUTH proved");
+        }
         Frame::Hello(Some(id)) if id != 0 => {
             session.peer = Some(id);
             session.peer_ordered = false;

@@ -6,6 +6,8 @@
 //!
 //! | frame | meaning | reply |
 //! |---|---|---|
+//! | `REPLAUTH <id> <nonce>` | with a cluster secret, first: see [`super::handshake`] | `+REPLAUTH <peer id> <nonce>` |
+//! | `REPLPROOF <hmac>` | the link's proof of the secret | `+REPLPROOF <hmac>`, the peer's |
 //! | `REPLHELLO <id>` | "I am node id" | `+HELLO <N> <peer id>`, N the highest counter of id's writes the peer has in order |
 //! | `REPL_PUT <key> <value> <version>` | a write of ours | `:N` as above |
 //! | `REPL_PUT <key> <value> <version> <deadline>` | a write of ours that expires at `deadline` (ms since the Unix epoch) | `:N` |
@@ -28,14 +30,6 @@
 
 use crate::proto::resp;
 use crate::storage::record::{Op, Record, Version};
-
-/// Encodes `AUTH <password>`, which a link sends first when the cluster
-/// has a password.
-pub fn auth(out: &mut Vec<u8>, password: &[u8]) {
-    resp::array(out, 2);
-    resp::bulk(out, b"AUTH");
-    resp::bulk(out, password);
-}
 
 /// Encodes `REPLHELLO <id>`.
 pub fn hello(out: &mut Vec<u8>, id: u16) {
@@ -180,7 +174,7 @@ pub enum LinkReply<'a> {
     },
     /// `:N`: the peer's watermark for us.
     Watermark(u64),
-    /// `+OK`: the peer took our password.
+    /// `+OK`.
     Ok,
     /// `+ELECTION <epoch> <answer>`: the answer to `REPL_ELECTION`.
     Election {
@@ -205,6 +199,15 @@ pub enum LinkReply<'a> {
     },
     /// `$<n>`: the reply to a forwarded request (`REPL_FWD`).
     Bulk(&'a [u8]),
+    /// `+REPLAUTH <node> <nonce>`: the peer's challenge (see [`super::handshake`]).
+    Challenge {
+        /// The peer's node id.
+        node: u16,
+        /// Its nonce, in hex.
+        nonce: &'a [u8],
+    },
+    /// `+REPLPROOF <hmac>`: the peer's proof of the cluster secret, in hex.
+    Proof(&'a [u8]),
     /// `-...`: the peer refused a frame.
     Error(&'a [u8]),
 }
@@ -234,6 +237,11 @@ fn parse_words(rest: &[u8]) -> Result<LinkReply<'_>, &'static str> {
             Ok(LinkReply::Hello { watermark, node, epoch, marks })
         }
         _ if words.next().is_some() => Err("unexpected reply"),
+        Some(b"REPLAUTH") => {
+            let node = num(a).and_then(|n| u16::try_from(n).ok()).ok_or("bad REPLAUTH reply")?;
+            Ok(LinkReply::Challenge { node, nonce: b.ok_or("bad REPLAUTH reply")? })
+        }
+        Some(b"REPLPROOF") if b.is_none() => Ok(LinkReply::Proof(a.ok_or("bad REPLPROOF reply")?)),
         Some(b"ELECTION") => {
             let answer = b.and_then(super::election::Answer::parse).ok_or("bad ELECTION reply")?;
             Ok(LinkReply::Election { epoch: num(a).ok_or("bad ELECTION reply")?, answer })
@@ -355,6 +363,13 @@ mod tests {
         let hello = |epoch, marks| LinkReply::Hello { watermark: 9, node: 12346, epoch, marks };
         assert_eq!(parse_reply(b"+HELLO 9 12346\r\n"), Ok(Some((hello(0, vec![]), 16))));
         assert!(parse_reply(b":-1\r\n").is_err());
+        assert_eq!(
+            parse_reply(b"+REPLAUTH 7 ab12\r\n"),
+            Ok(Some((LinkReply::Challenge { node: 7, nonce: b"ab12" }, 18)))
+        );
+        assert_eq!(parse_reply(b"+REPLPROOF ff\r\n"), Ok(Some((LinkReply::Proof(b"ff"), 15))));
+        assert!(parse_reply(b"+REPLAUTH 70000 ab\r\n").is_err());
+        assert!(parse_reply(b"+REPLPROOF a b\r\n").is_err());
         let mut out = vec![];
         hello_reply(&mut out, 9, 12346, 3, &[(7, 70), (8, 80)]);
         assert_eq!(parse_reply(&out), Ok(Some((hello(3, vec![(7, 70), (8, 80)]), out.len()))));

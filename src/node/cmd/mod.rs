@@ -131,10 +131,12 @@ pub mod flag {
     pub const TX_CONTROL: u16 = 1 << 8;
     /// kvstore's own (peer frames, COMPACT): not listed by COMMAND.
     pub const HIDDEN: u16 = 1 << 9;
-    /// Runs before the connection has authenticated (AUTH, HELLO, PING, QUIT).
+    /// Runs before the connection has authenticated (AUTH, HELLO, PING,
+    /// QUIT, and the peers' REPLAUTH and REPLPROOF).
     pub const NO_AUTH: u16 = 1 << 10;
-    /// A peer link's frame: from a connection that has not authenticated,
-    /// it is refused and the connection closed.
+    /// A peer link's frame: with a cluster secret, from a connection that
+    /// has not proved it (REPLAUTH, REPLPROOF), it is refused and the
+    /// connection closed.
     pub const PEER_FRAME: u16 = 1 << 11;
     /// The flags COMMAND shows, in Redis's order.
     pub const SHOWN: [(u16, &str); 8] = [
@@ -445,6 +447,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::resp("STATS", 1, HIDDEN | LOADING | STALE, NOKEYS, text::stats_resp).and_text(0, "STATS", text::stats),
     CommandSpec::hidden("COMPACT", server::bgrewriteaof).and_text(0, "COMPACT", text::compact),
     CommandSpec::hidden("LEADER", server::leader).and_text(1, "LEADER", text::leader),
+    // The peers' handshake: before any peer frame, so not one itself.
+    CommandSpec::resp("REPLAUTH", 3, HIDDEN | NO_AUTH | NOSCRIPT | FAST, NOKEYS, auth::repl_auth),
+    CommandSpec::resp("REPLPROOF", 2, HIDDEN | NO_AUTH | NOSCRIPT | FAST, NOKEYS, auth::repl_proof),
     CommandSpec::peer("REPLHELLO"),
     CommandSpec::peer("REPL_PUT").and_text(3, "REPL_PUT <key> <value>", text::repl_put),
     CommandSpec::peer("REPL_DEL").and_text(2, "REPL_DEL <key>", text::repl_del),
