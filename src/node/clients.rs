@@ -508,6 +508,8 @@ impl Node {
         if let Some(li) = session.peer.and_then(|p| self.repl.link_of(p)) {
             self.repl.kick(li, self.now);
         }
+        // A new catch-up from it begins.
+        self.synced_peers.retain(|&p| Some(p) != session.peer);
     }
 
     /// How many peers are connected and have acknowledged this node's

@@ -214,7 +214,7 @@ impl Node {
                 l.votes.epoch == epoch && l.votes.heard.is_some_and(|h| now.saturating_duration_since(h) <= timeout)
             })
             .count();
-        let take_over = e.leader.is_some() && self.caught_up_from == e.leader;
+        let take_over = e.leader.is_some_and(|l| self.synced_peers.contains(&l));
         let commit = self.commit_point();
         let Some(e) = self.repl.election.as_mut() else { return };
         if e.tick(now, reachable, heard, take_over) {
@@ -268,10 +268,13 @@ impl Node {
         self.iteration
     }
 
-    /// After a command ran on a leader: the wait its reply needs, if any
-    /// (`wrote`: it staged a write).
-    pub(super) fn leader_wait(&mut self, at: usize, dialect: Dialect, wrote: bool) -> Option<Wait> {
+    /// After a command ran on a leader: the wait its reply needs, if any.
+    /// Only a client's write waits (one of [`Node::local_write`] & co.); a
+    /// peer's frame applied here (a merged write, a watermark) is held
+    /// for the log commit only, like any node's.
+    pub(super) fn leader_wait(&mut self, at: usize, dialect: Dialect) -> Option<Wait> {
         let read = std::mem::take(&mut self.read_barrier);
+        let wrote = std::mem::take(&mut self.local_wrote);
         let e = self.repl.election.as_mut().filter(|e| e.leading())?;
         if !wrote && !read {
             return None;
@@ -296,8 +299,8 @@ impl Node {
     pub(crate) fn election_synced(&mut self, from: u16, tag: u64) {
         let now = self.now;
         let Some(e) = self.repl.election.as_mut() else { return };
-        if e.leader == Some(from) {
-            self.caught_up_from = Some(from);
+        if !self.synced_peers.contains(&from) {
+            self.synced_peers.push(from);
         }
         e.on_synced(from, tag, now);
         self.election_events();
@@ -470,10 +473,7 @@ pub(crate) fn election_frame(cx: &mut Ctx<'_>, name: &[u8]) -> Option<()> {
             ("VOTE", u8::from(granted).to_string())
         }
         _ => {
-            let ok = e.on_beat(from, epoch, now);
-            if ok && node.caught_up_from.is_some_and(|c| c != from) {
-                node.caught_up_from = None;
-            }
+            e.on_beat(from, epoch, now);
             ("BEAT", node.repl.watermark(from).to_string())
         }
     };

@@ -164,11 +164,14 @@ pub struct Node {
     /// Leader mode, leading: the store's clock at the last log commit (the
     /// highest counter of its writes that its own log has).
     own_logged: u64,
-    /// Leader mode: the leader whose catch-up scan to us completed (we may
-    /// take over from a lower one).
-    caught_up_from: Option<u16>,
+    /// Leader mode: the peers whose catch-up scan to us completed on their
+    /// current link (we may take over from a lower leader among them).
+    synced_peers: Vec<u16>,
     /// Leader mode, leading: the counter of its last write this leadership.
     leader_wrote: u64,
+    /// Leader mode: the command that ran made a write of its own (a
+    /// client's, not a peer's frame).
+    local_wrote: bool,
     /// Leader mode, leading: the command that ran was a linearizable read.
     read_barrier: bool,
     /// Leader mode: the last forward id given.
@@ -244,8 +247,9 @@ impl Node {
             election_path: None,
             own_logged: 0,
             leader_wrote: 0,
-            caught_up_from: None,
+            synced_peers: Vec::new(),
             read_barrier: false,
+            local_wrote: false,
             next_forward: 0,
             forward_ready: Vec::new(),
             forwarded: Vec::new(),

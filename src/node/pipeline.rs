@@ -72,6 +72,7 @@ impl Node {
     ) -> Handled {
         self.stats.commands += 1;
         self.wrote = false;
+        self.local_wrote = false;
         let flow = cmd::dispatch(self, session, dialect, argv, buf, out);
         Handled { flow, wrote: self.wrote }
     }
@@ -115,7 +116,7 @@ impl Node {
                     let before = out.len();
                     let h = self.handle(session, dialect, &argv, argv.input(dialect, buf), out);
                     if self.leader_mode()
-                        && let Some(w) = self.leader_wait(before, dialect, h.wrote)
+                        && let Some(w) = self.leader_wait(before, dialect)
                     {
                         match &mut p.wait {
                             Some(first) => first.merge(&w),

@@ -91,6 +91,7 @@ impl Node {
         self.repl.queue_write(&rec);
         self.stats.writes += 1;
         self.wrote = true;
+        self.local_wrote = true;
         Ok(applied)
     }
 

@@ -92,16 +92,7 @@ impl Replicator {
     pub fn new(id: u16, peers: &[(SocketAddr, String)], queue_limit: usize, now: Instant) -> Replicator {
         let links = peers.iter().map(|(a, n)| Link::new(*a, n.clone(), now)).collect();
         let progress = Progress::default();
-        Replicator {
-            id,
-            links,
-            progress,
-            batch: Vec::new(),
-            batch_last: 0,
-            queue_limit,
-            secret: None,
-            election: None,
-        }
+        Replicator { id, links, progress, batch: Vec::new(), batch_last: 0, queue_limit, secret: None, election: None }
     }
 
     /// Links prove `secret` before `REPLHELLO`, and so must inbound ones
