@@ -476,7 +476,7 @@ mod tests {
             assert!(memchr::memmem::find(&out, b"s3cret").is_none());
             // A listener on the peer's address that does not know the secret.
             out.clear();
-            assert!(c.link_input(0, early, &mut out, &mut store, t0).is_err(), "{early:?} accepted");
+            assert!(c.link_input(0, early, &mut out, &mut store, t0, &mut vec![]).is_err(), "{early:?} accepted");
             assert!(out.is_empty(), "{early:?}: something was sent");
             assert!(matches!(c.links[0].state, LinkState::Backoff { .. }));
         }
