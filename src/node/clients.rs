@@ -497,6 +497,14 @@ impl Node {
         true
     }
 
+    /// Whether `session` is blocked on a request forwarded to the leader: a
+    /// wait bounded by `--request-timeout-ms`, worth finishing for a client
+    /// that only half-closed (`printf 'PUT k v\n' | nc`). A client blocked
+    /// in WAIT or SAVE that hangs up is closed at once.
+    pub fn waits_for_leader(&self, session: &Session) -> bool {
+        self.clients.waiters.iter().any(|w| w.target.id == session.id && matches!(w.block, Block::Forward { .. }))
+    }
+
     /// Peer `session`'s link said REPLHELLO: the registry knows it as that
     /// peer's at once (a new epoch accepted later in the same batch must
     /// close it too).

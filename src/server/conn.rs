@@ -321,7 +321,7 @@ pub struct Conn {
     pub unread: bool,
     /// Already on the list of connections to flush this iteration.
     pub on_flush_list: bool,
-    /// The client hung up while blocked (`printf 'PUT k v\n' | nc`): it is
+    /// The client half-closed while waiting for a request forwarded to the leader (`printf 'PUT k v\n' | nc`): it is
     /// closed once its blocked command is answered and the rest of its
     /// input processed, not before.
     pub hung_up: bool,

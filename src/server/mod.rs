@@ -313,7 +313,7 @@ impl Server {
                 self.node.count_input(f.got, false);
                 self.process(id);
                 let Some(conn) = self.conns.get_mut(id) else { return };
-                if f.eof && conn.blocked {
+                if f.eof && conn.blocked && matches!(&conn.role, Role::Client(s) if self.node.waits_for_leader(s)) {
                     conn.hung_up = true;
                 } else if f.eof {
                     log::debug!("{}: closed by the client", conn.addr);
