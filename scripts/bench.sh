@@ -654,7 +654,7 @@ group_leader() {
   lnode_args[kvf]="$a 127.0.0.1:$b,127.0.0.1:$c --dir $work/kv11a --reads local"
   lnode_args[kvm]="$b 127.0.0.1:$a,127.0.0.1:$c --dir $work/kv11b"
   lnode_args[kvl]="$c 127.0.0.1:$a,127.0.0.1:$b --dir $work/kv11c"
-  local pa=([kvf]=$a [kvm]=$b [kvl]=$c)
+  local -A pa=([kvf]=$a [kvm]=$b [kvl]=$c)
   for s in kvf kvm kvl; do
     # shellcheck disable=SC2086 # the node's arguments, split on purpose
     start "$s" "${pa[$s]}" "$work/$s" "$KV" ${lnode_args[$s]} "${lopts[@]}"

@@ -25,11 +25,13 @@
 //!   (the log commit, what to do with peer connections, blocked clients
 //!   whose answer is ready) and is told what the driver did. [`node::cmd`]
 //!   is the command table and one file per command family;
-//!   [`node::write`] the write paths.
+//!   [`node::write`] the write paths; [`node::leader`] is leader mode's
+//!   side of the node (the command gate, replies that wait for a majority).
 //! - [`repl`]: the replicator, events in and intents out, no I/O: peer
 //!   links ([`repl::link`]), watermarks ([`repl::progress`]), the wire
 //!   format both ways ([`repl::wire`]), the receiving side
-//!   ([`repl::receiver`]).
+//!   ([`repl::receiver`]), the peers' proof of the cluster secret
+//!   ([`repl::handshake`]) and leader mode's election ([`repl::election`]).
 //! - [`server`]: only sockets. The mio reactor, the order of one loop
 //!   iteration (see its docs), connections and their buffers
 //!   ([`server::conn`]) in one slab, TLS ([`server::tls`]: rustls inside the
