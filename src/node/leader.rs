@@ -216,7 +216,9 @@ impl Node {
             .count();
         let take_over = e.leader.is_some_and(|l| self.synced_peers.contains(&l));
         let commit = self.commit_point();
+        let floor = election::epoch_of(self.store.clock()) + 1;
         let Some(e) = self.repl.election.as_mut() else { return };
+        e.epoch_floor = floor;
         if e.tick(now, reachable, heard, take_over) {
             let round = e.round;
             for l in &mut self.repl.links {

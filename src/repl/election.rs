@@ -253,6 +253,11 @@ pub struct Election {
     /// Bumped whenever this node stops leading: replies that waited for the
     /// old leadership cannot be confirmed any more.
     pub term: u64,
+    /// The lowest epoch this node may run for: above the epoch of every
+    /// counter its store has seen (a data directory used in multi-master
+    /// mode may hold counters past epoch 0's range), so that its writes
+    /// outrank them.
+    pub epoch_floor: u64,
     /// Elections this node started.
     pub started: u64,
     /// Elections it won.
@@ -282,6 +287,7 @@ impl Election {
             round: 0,
             want_round: false,
             term: 0,
+            epoch_floor: 0,
             started: 0,
             won: 0,
             confirmed_at: now,
@@ -412,7 +418,7 @@ impl Election {
 
     /// Starts an election: asks every peer (pre-vote, Bully's ELECTION).
     fn ask(&mut self, now: Instant) {
-        let epoch = self.epoch + 1;
+        let epoch = (self.epoch + 1).max(self.epoch_floor);
         if epoch > MAX_EPOCH {
             log::error!("election: epoch space exhausted ({MAX_EPOCH}); this cluster cannot elect again");
             self.next_try = now + Duration::from_secs(60);
@@ -753,6 +759,15 @@ mod tests {
         e.tick(later + Duration::from_secs(1), 2, 0, false);
         assert_eq!(e.role, Role::Follower);
         assert_eq!(e.term, 1);
+    }
+
+    #[test]
+    fn a_candidate_runs_above_the_epoch_of_every_counter_it_holds() {
+        let t = Instant::now();
+        let mut e = Election::new(cfg(), 3, 3, (2, None), t);
+        e.epoch_floor = 9;
+        e.tick(t + Duration::from_secs(2), 2, 0, false);
+        assert_eq!(e.take_events(), [Event::AskAll { epoch: 9 }]);
     }
 
     #[test]
