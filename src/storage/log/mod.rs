@@ -104,6 +104,10 @@
 //! `rewrite.rs` compaction.
 
 mod append;
+mod disk;
+#[cfg(test)]
+mod disk_faults;
+mod faulty;
 mod format;
 mod replay;
 mod rewrite;
@@ -116,10 +120,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 #[cfg(test)]
 use std::sync::mpsc::Receiver;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use append::{Sink, Syncer};
+pub use disk::{Disk, OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
+pub use faulty::{Fault, FaultOp, FaultyDisk, LostBytes, Target};
 pub use format::{FORMAT_VERSION, HEADER_LEN, MAGIC, OLDEST_FORMAT_VERSION};
 use rewrite::Rewrite;
 
@@ -180,7 +186,20 @@ pub struct LogConfig {
     /// The largest record payload accepted at replay: a longer declared
     /// length is corruption, not a record to wait for.
     pub max_record: usize,
+    /// The longest unreadable tail (zeros or garbage with no valid record
+    /// after it) that open cuts by itself, as a torn tail; a longer one is
+    /// [`LogError::LongTail`] unless `truncate_corrupt`. See
+    /// [`DEFAULT_MAX_TORN_TAIL`].
+    pub max_torn_tail: u64,
 }
+
+/// The default [`LogConfig::max_torn_tail`]: 16 MiB. What a power loss can
+/// leave unwritten is what was written since the last fsync: one commit
+/// under `always`, about a second of writes under `everysec`. A longer
+/// unreadable tail is more likely something else (another program wrote
+/// the file, a format this build misreads) and deserves a person's look,
+/// as Redis bounds what `aof-load-broken` cuts.
+pub const DEFAULT_MAX_TORN_TAIL: u64 = 16 << 20;
 
 /// What [`AppendLog::open`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -233,6 +252,22 @@ pub enum LogError {
         offset: u64,
         /// What is wrong with it.
         reason: &'static str,
+        /// Byte offset of the first valid record after it.
+        next_valid: u64,
+        /// The file's length: `len - offset` bytes would be cut.
+        len: u64,
+    },
+    /// An unreadable tail (no valid record in it) longer than
+    /// [`LogConfig::max_torn_tail`]: too long to be taken for a torn write.
+    LongTail {
+        /// The log file.
+        path: PathBuf,
+        /// Byte offset where the valid records end.
+        offset: u64,
+        /// Bytes from there to the end of the file.
+        bytes: u64,
+        /// The configured bound.
+        max: u64,
     },
 }
 
@@ -249,11 +284,21 @@ impl fmt::Display for LogError {
                 "{}: unsupported log format version {version} (this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
                 path.display()
             ),
-            LogError::Corrupt { path, offset, reason } => write!(
+            LogError::Corrupt { path, offset, reason, next_valid, len } => write!(
                 f,
-                "{}: corrupt record at byte offset {offset} ({reason}) with valid records after it; \
-                 refusing to start. Allow truncating a corrupt log to cut it at that offset, \
-                 losing every record from there on",
+                "{}: corrupt record at byte offset {offset} ({reason}), and a valid record at offset \
+                 {next_valid}: this is damage in the middle of the log, not a torn write; refusing to start. \
+                 Keep a copy of the file, then either repair it by hand or restart with \
+                 --truncate-corrupt-log to cut it at offset {offset}, losing the {} bytes from there on",
+                path.display(),
+                len.saturating_sub(*offset)
+            ),
+            LogError::LongTail { path, offset, bytes, max } => write!(
+                f,
+                "{}: {bytes} unreadable bytes (zeros or garbage, no valid record) at the end, from offset \
+                 {offset}: more than the {max} bytes cut as a torn write; refusing to start. If the machine \
+                 lost power or the disk filled, keep a copy of the file and restart with \
+                 --truncate-corrupt-log to cut it at offset {offset}",
                 path.display()
             ),
         }
@@ -291,47 +336,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Test-only fault injection; empty (and free) in other builds.
-#[cfg(test)]
-#[derive(Default)]
-struct Faults {
-    main_write: Option<usize>,
-    main_sync: bool,
-    rewrite_write: Option<usize>,
-    switch: bool,
-    hold_switch: Option<Receiver<()>>,
-}
-
-#[cfg(not(test))]
-#[derive(Default)]
-struct Faults {}
-
-#[cfg(not(test))]
-impl Faults {
-    fn main_write(&mut self) -> Option<usize> {
-        None
-    }
-    fn main_sync(&mut self) -> bool {
-        false
-    }
-    fn rewrite_write(&mut self) -> Option<usize> {
-        None
-    }
-}
-
-#[cfg(test)]
-impl Faults {
-    fn main_write(&mut self) -> Option<usize> {
-        self.main_write.take()
-    }
-    fn main_sync(&mut self) -> bool {
-        std::mem::take(&mut self.main_sync)
-    }
-    fn rewrite_write(&mut self) -> Option<usize> {
-        self.rewrite_write.take()
-    }
-}
-
 /// The append-only log. See the module docs.
 pub struct AppendLog {
     path: PathBuf,
@@ -344,7 +348,20 @@ pub struct AppendLog {
     rewrite: Option<Rewrite>,
     /// Only under `everysec`.
     syncer: Option<Syncer>,
-    faults: Faults,
+    /// Where the files are: the real disk, or a failing one in tests.
+    disk: Arc<dyn Storage>,
+    /// Set when an fsync of the log (or of its directory) failed, with the
+    /// error: the file's state on the disk is unknown from then on (see
+    /// "Disk faults" in the module docs). Commits with records are refused
+    /// until a rewrite begun after it is in place.
+    failed: Option<String>,
+    /// How many times `failed` was set: a rewrite heals the log only if it
+    /// began after the last failure.
+    failures: u64,
+    /// Test-only: holds the rewrite's helper after its fsync, before the
+    /// rename, until a message (or hang-up) arrives.
+    #[cfg(test)]
+    hold_switch: Option<Receiver<()>>,
 }
 
 impl AppendLog {
