@@ -46,6 +46,8 @@
 pub mod clients;
 pub mod cmd;
 mod compaction;
+#[cfg(test)]
+mod disk_faults;
 pub mod pipeline;
 pub mod security;
 pub mod session;

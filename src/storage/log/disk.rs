@@ -33,7 +33,7 @@ pub enum OpenMode {
 /// handle is shared by the loop and the log's helper threads.
 pub trait StorageFile: Send + Sync {
     /// The file's length.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
     /// Reads at `offset` into `buf`: how many bytes were read (0 at the end).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Writes `buf` at `offset`: how many bytes were written, which may be
@@ -91,7 +91,7 @@ pub trait Storage: Send + Sync {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let len = usize::try_from(file.len()?).map_err(|_| io::Error::other("file too large"))?;
+        let len = usize::try_from(file.size()?).map_err(|_| io::Error::other("file too large"))?;
         let mut buf = vec![0; len];
         read_exact_at(&*file, &mut buf, 0)?;
         Ok(Some(buf))
@@ -144,7 +144,7 @@ pub fn read_exact_at(file: &dyn StorageFile, mut buf: &mut [u8], mut offset: u64
 pub struct Disk;
 
 impl StorageFile for File {
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -225,8 +225,8 @@ mod tests {
     /// A file that writes at most `max` bytes a call.
     struct Short(File, usize);
     impl StorageFile for Short {
-        fn len(&self) -> io::Result<u64> {
-            StorageFile::len(&self.0)
+        fn size(&self) -> io::Result<u64> {
+            StorageFile::size(&self.0)
         }
         fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
             let n = buf.len().min(self.1);

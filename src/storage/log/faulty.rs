@@ -302,8 +302,8 @@ impl FaultyFile {
 }
 
 impl StorageFile for FaultyFile {
-    fn len(&self) -> io::Result<u64> {
-        self.file.len()
+    fn size(&self) -> io::Result<u64> {
+        self.file.size()
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         if lock(&self.disk.state).off {
@@ -347,7 +347,7 @@ impl StorageFile for FaultyFile {
             s.syncs += 1;
             s.fire(FaultOp::Sync, target)
         };
-        let len = self.file.len()?;
+        let len = self.file.size()?;
         let mut t = lock(&self.track);
         match fault {
             Some(f) => {
@@ -379,7 +379,7 @@ impl Storage for FaultyDisk {
             return Err(error(libc::EIO));
         }
         let file = Disk.open(path, mode)?;
-        let track = self.track(path, mode == OpenMode::Truncate, file.len()?);
+        let track = self.track(path, mode == OpenMode::Truncate, file.size()?);
         Ok(Arc::new(FaultyFile { file, track, disk: self.clone() }))
     }
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -434,7 +434,7 @@ mod tests {
         write_all_at(&*f, b"abc", 0).unwrap();
         let e = write_all_at(&*f, b"defg", 3).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
-        assert_eq!(f.len().unwrap(), 5, "two bytes landed");
+        assert_eq!(f.size().unwrap(), 5, "two bytes landed");
         write_all_at(&*f, b"x", 5).unwrap();
         disk.inject(Fault::new(FaultOp::Sync, Target::Rewrite).sticky());
         f.sync_data().unwrap();
@@ -467,7 +467,7 @@ mod tests {
             drop(f);
             disk.restart();
             let f = disk.open(&path, OpenMode::Read).unwrap();
-            let mut got = vec![0; usize::try_from(f.len().unwrap()).unwrap()];
+            let mut got = vec![0; usize::try_from(f.size().unwrap()).unwrap()];
             read_exact_at(&*f, &mut got, 0).unwrap();
             assert_eq!(&got[..7], b"durable", "{tail:?}");
             match tail {

@@ -59,7 +59,7 @@ pub(super) fn check_header(
     path: &Path,
     dir: &Path,
 ) -> Result<(u64, u32), LogError> {
-    let mut file_len = file.len().map_err(io_err(path, "stat"))?;
+    let mut file_len = file.size().map_err(io_err(path, "stat"))?;
     let want = header();
     if file_len < HEADER_LEN {
         // New, or a creation cut short by a crash: (re)write the header.

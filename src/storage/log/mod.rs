@@ -47,13 +47,45 @@
 //! prefix of a record at the end of the file, or (on file systems that
 //! extend the size before the data lands) a run of zero bytes: a *torn
 //! tail*. It was never acknowledged under `always` (commit had not returned),
-//! so it is dropped with a warning and the file is cut at X. The rule: the
-//! tail is torn if the record at X is incomplete, or everything from X is
-//! zero, or no valid record can be decoded at any later offset. Otherwise a
-//! damaged record sits *before* good ones: that is not a crash artefact but
-//! corruption, and silently dropping the records after it would lose
-//! acknowledged writes, so open refuses ([`LogError::Corrupt`]) unless the
-//! operator allowed truncation ([`LogConfig::truncate_corrupt`]).
+//! so it is dropped with a warning (naming the byte count) and the file is
+//! cut at X. The rule: the tail is torn if no valid record can be decoded
+//! at any offset after X (everything from X zero is the fast case), and it
+//! is either a single record cut short by the end of the file or no longer
+//! than [`LogConfig::max_torn_tail`] (a longer unreadable tail is
+//! [`LogError::LongTail`]: more than a power loss leaves, so a person
+//! looks). Otherwise a damaged record sits *before* good ones (a bad
+//! checksum, or a length that runs past the end of the file over valid
+//! records): that is not a crash artefact but corruption, and silently
+//! dropping the records after it would lose acknowledged writes, so open
+//! refuses ([`LogError::Corrupt`], which names the offset, the next valid
+//! record and `--truncate-corrupt-log`) unless the operator allowed
+//! truncation ([`LogConfig::truncate_corrupt`]).
+//!
+//! # Disk faults
+//!
+//! Every file operation goes through the [`Storage`] trait ([`Disk`] in
+//! production, [`FaultyDisk`] in tests). What each failure does:
+//!
+//! * A failed write (EIO, ENOSPC, a write that made no progress): the file
+//!   is cut back to its committed length, the commit returns the error, the
+//!   caller rolls back. The bytes before that length were not touched, so
+//!   the next commit may simply try again. If the cut itself fails, it is
+//!   done before the next write.
+//! * A failed fsync (of a commit under `always`, of the `everysec` thread,
+//!   of the directory after a rewrite's rename): the file's state on the
+//!   disk is unknown. Linux marks the pages it failed to write clean, so a
+//!   retried fsync "succeeds" without writing them (what Postgres learned in
+//!   2018: it now panics rather than retry). The log never retries and
+//!   trusts: it becomes read-only ([`AppendLog::needs_rewrite`]), every
+//!   commit with records fails, until a rewrite *begun after the failure*
+//!   is in place: a new file written whole from memory, fsynced, renamed,
+//!   its directory fsynced. The node starts that rewrite at once and again
+//!   each second while it fails. A rewrite under way at the failure is
+//!   abandoned (it cannot be told apart from the failing file's pages).
+//! * A fault of the rewrite file before its rename (write, fsync, rename):
+//!   the rewrite is abandoned, the old log stays, whole.
+//! * A power loss: whatever was not fsynced may read back as zeros,
+//!   garbage or nothing; replay cuts it as a torn tail (above).
 //!
 //! # Compaction (rewrite)
 //!
@@ -99,9 +131,11 @@
 //! # Where the code is
 //!
 //! This file holds the public types; the work is split by concern:
-//! `format.rs` the header and the lock, `append.rs` stage, commit and the
-//! fsync policies, `replay.rs` open, replay and the torn-tail rule,
-//! `rewrite.rs` compaction.
+//! `disk.rs` the storage seam and the real disk, `faulty.rs` the failing
+//! one, `format.rs` the header and the lock, `append.rs` stage, commit,
+//! the fsync policies and a failed fsync, `replay.rs` open, replay and the
+//! torn-tail rule, `rewrite.rs` compaction; `disk_faults.rs` tests each
+//! fault.
 
 mod append;
 mod disk;
