@@ -71,8 +71,11 @@ pub trait Storage: Send + Sync {
     /// at any moment the file holds either its old contents or `bytes`,
     /// whole. Writes `path` + `.tmp`, fsyncs it, renames it over `path`
     /// and fsyncs the directory. For small files (an election epoch, a
-    /// node's state), not the log. On error the old file is untouched (the
-    /// temporary file may be left; the next call replaces it).
+    /// node's state), not the log. On error, treat the new contents as not
+    /// written: if the error came before the rename the old file is
+    /// untouched (a temporary file may be left; the next call replaces it);
+    /// if only the directory fsync failed, the new contents are in place but
+    /// may not survive a crash of the machine.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let tmp = tmp_path(path);
         let file = self.open(&tmp, OpenMode::Truncate)?;

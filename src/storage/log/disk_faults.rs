@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use super::testutil::*;
-use super::{AppendLog, Fault, FaultOp, FaultyDisk, Fsync, LogConfig, LogError, LostBytes, REWRITE_FILE, Target};
+use super::{
+    AppendLog, Fault, FaultOp, FaultyDisk, Fsync, LogConfig, LogError, LostBytes, REWRITE_FILE, Storage, Target,
+};
 
 /// The log and what it acknowledged.
 struct Acked {
@@ -318,4 +320,28 @@ fn a_long_unreadable_tail_refuses_to_start_unless_allowed() {
     let (_, stats, got) = reopen_on(&disk, &cfg);
     assert_eq!(got, a.acked[..4]);
     assert_eq!(stats.dropped_tail_bytes, len - good);
+}
+
+#[test]
+fn a_small_file_written_atomically_is_old_or_new_under_each_fault() {
+    let tmp = TempDir::new();
+    let disk = FaultyDisk::new();
+    let path = tmp.0.join("election.state");
+    disk.write_atomic(&path, b"epoch 1").unwrap();
+    for (i, op) in [FaultOp::Write, FaultOp::Sync, FaultOp::Rename].into_iter().enumerate() {
+        disk.inject(Fault::new(op, Target::Any).errno(libc::ENOSPC));
+        let e = disk.write_atomic(&path, format!("epoch {}", i + 2).as_bytes()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{op:?}");
+        assert_eq!(disk.read_small(&path).unwrap().as_deref(), Some(&b"epoch 1"[..]), "{op:?}: the old file");
+    }
+    // After the rename, the directory fsync fails: the new contents are in
+    // place, but the call says it failed (they may not survive a crash).
+    disk.inject(Fault::new(FaultOp::SyncDir, Target::Any));
+    assert!(disk.write_atomic(&path, b"epoch 9").is_err());
+    assert_eq!(disk.read_small(&path).unwrap().as_deref(), Some(&b"epoch 9"[..]));
+    // What was fsynced survives a power loss; the stale temporary file does not matter.
+    disk.write_atomic(&path, b"epoch 10").unwrap();
+    disk.power_loss(LostBytes::Garbage(3)).unwrap();
+    disk.restart();
+    assert_eq!(disk.read_small(&path).unwrap().as_deref(), Some(&b"epoch 10"[..]));
 }
