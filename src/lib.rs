@@ -14,7 +14,9 @@
 //! - [`storage`]: the data, no sockets. [`storage::store`] the versioned
 //!   keyspace (last writer wins, tombstones, the one apply path);
 //!   [`storage::record`] the log record codec; [`storage::log`] the log
-//!   file: format, append + fsync, replay, rewrite (one file each).
+//!   file: format, append + fsync, replay, rewrite (one file each), and the
+//!   storage seam its files go through ([`storage::log::Storage`]: the real
+//!   disk, or [`storage::log::FaultyDisk`], which fails on purpose in tests).
 //! - [`proto`]: pure parsers (bytes to request, no I/O), reply encoders, and
 //!   the [`proto::Dialect`] a request is in: [`proto::text`], [`proto::resp`],
 //!   [`proto::inline`] (Redis inline commands, answered in RESP).

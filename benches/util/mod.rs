@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::Criterion;
-use kvstore::storage::log::{AppendLog, Fsync, LogConfig};
+use kvstore::storage::log::{AppendLog, DEFAULT_MAX_TORN_TAIL, Fsync, LogConfig};
 
 /// Short runs: the machine is small and shared. `--warm-up-time` and
 /// `--measurement-time` on the command line still override these.
@@ -85,7 +85,13 @@ impl Drop for TempDir {
 }
 
 pub fn log_config(dir: &Path) -> LogConfig {
-    LogConfig { dir: dir.to_path_buf(), fsync: Fsync::No, truncate_corrupt: false, max_record: 1 << 20 }
+    LogConfig {
+        dir: dir.to_path_buf(),
+        fsync: Fsync::No,
+        truncate_corrupt: false,
+        max_record: 1 << 20,
+        max_torn_tail: DEFAULT_MAX_TORN_TAIL,
+    }
 }
 
 /// Opens an empty log (`--fsync no`) in a fresh temp dir.

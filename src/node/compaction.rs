@@ -20,6 +20,8 @@ pub(super) struct Compaction {
     cursor: Option<usize>,
     /// When it began.
     started: Instant,
+    /// Begun to rewrite the log after a failed fsync ([`Node::recover_log`]).
+    recovery: bool,
 }
 
 impl Compaction {
@@ -58,7 +60,7 @@ impl Node {
             self.store.data_bytes(),
             self.store.len()
         );
-        self.compaction = Some(Compaction { cursor: Some(0), started: self.now });
+        self.compaction = Some(Compaction { cursor: Some(0), started: self.now, recovery: self.log.needs_rewrite() });
         Ok(true)
     }
 
@@ -87,6 +89,12 @@ impl Node {
     /// (a delete at its version) by a node with peers, and left out by a
     /// node without (which keeps no tombstones).
     pub(super) fn compaction_step(&mut self) {
+        if self.compaction.is_some() && !self.log.rewriting() {
+            // The log dropped it: a failed commit (whose rolled-back writes
+            // the snapshot may hold) or a failed fsync.
+            self.compaction_failed("the log abandoned it");
+            return;
+        }
         let Some(c) = &mut self.compaction else { return };
         let Some(cursor) = c.cursor else { return };
         let end = (cursor + COMPACT_CHUNK).min(self.store.slots());
@@ -108,10 +116,18 @@ impl Node {
         }
         c.cursor = None;
         if let Err(e) = self.log.finish_rewrite() {
-            log::error!("compaction failed: {e}; the old log stays in use");
             self.log.abort_rewrite();
-            self.compaction = None;
-            self.stats.rewrite_ended(false, self.now_secs);
+            self.compaction_failed(&e.to_string());
+        }
+    }
+
+    /// Ends a compaction that failed (the log has dropped its rewrite).
+    fn compaction_failed(&mut self, why: &str) {
+        log::error!("compaction failed: {why}; the old log stays in use");
+        let recovery = self.compaction.take().is_some_and(|c| c.recovery);
+        self.stats.rewrite_ended(false, self.now_secs);
+        if recovery {
+            self.recovery_ended(false);
         }
     }
 
@@ -121,8 +137,13 @@ impl Node {
             return;
         }
         let Some(result) = self.log.poll_rewrite() else { return };
-        let took =
-            self.compaction.take().map_or_else(Default::default, |c| self.now.saturating_duration_since(c.started));
+        let (took, recovery) = self
+            .compaction
+            .take()
+            .map_or((Default::default(), false), |c| (self.now.saturating_duration_since(c.started), c.recovery));
+        if recovery {
+            self.recovery_ended(result.is_ok());
+        }
         match result {
             Ok(done) => {
                 self.stats.compactions += 1;

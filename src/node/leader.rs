@@ -12,7 +12,8 @@
 //! still leads). The driver holds such replies in the connection's output
 //! and writes nothing past the first one still waiting.
 
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::Node;
@@ -24,6 +25,7 @@ use crate::repl::Forwarded;
 use crate::repl::election::{self, Acks, Election, Event, FollowerWrites, Reads, Role};
 use crate::repl::link::LinkState;
 use crate::repl::wire;
+use crate::storage::log::Storage;
 
 /// The file in the data directory holding `epoch voted_for`.
 const STATE_FILE: &str = "election.state";
@@ -80,12 +82,13 @@ pub fn outcome_unknown(out: &mut Vec<u8>, dialect: Dialect) {
 }
 
 /// Reads `epoch voted_for` from the data directory (none yet: 0, none).
-fn read_state(path: &PathBuf) -> Result<(u64, Option<u16>), String> {
-    let s = match std::fs::read_to_string(path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, None)),
+fn read_state(disk: &dyn Storage, path: &Path) -> Result<(u64, Option<u16>), String> {
+    let bytes = match disk.read_small(path) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok((0, None)),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
+    let s = String::from_utf8_lossy(&bytes);
     let mut w = s.split_whitespace();
     let bad = || format!("{} is not 'epoch voted_for': {s:?}", path.display());
     let epoch = w.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
@@ -97,27 +100,18 @@ fn read_state(path: &PathBuf) -> Result<(u64, Option<u16>), String> {
 }
 
 /// Writes `epoch voted_for` durably: a new file, fsynced, renamed over the
-/// old one, the directory fsynced.
-fn write_state(path: &PathBuf, epoch: u64, voted: Option<u16>) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+/// old one, the directory fsynced (see [`Storage::write_atomic`]).
+fn write_state(disk: &dyn Storage, path: &Path, epoch: u64, voted: Option<u16>) -> std::io::Result<()> {
     let voted = voted.map_or("-".to_string(), |v| v.to_string());
-    writeln!(f, "{epoch} {voted}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    disk.write_atomic(path, format!("{epoch} {voted}\n").as_bytes())
 }
 
 impl Node {
     /// Leader mode at start: the persisted epoch and vote.
-    pub(super) fn open_election(&mut self, now: Instant) -> Result<(), String> {
+    pub(super) fn open_election(&mut self, disk: Arc<dyn Storage>, now: Instant) -> Result<(), String> {
         let Some(cfg) = self.cfg.leader.clone() else { return Ok(()) };
         let path = self.cfg.dir.join(STATE_FILE);
-        let state = read_state(&path)?;
+        let state = read_state(&*disk, &path)?;
         log::info!(
             "leader mode (--election bully): epoch {}, {} nodes, acks {:?}, reads {:?}",
             state.0,
@@ -126,7 +120,7 @@ impl Node {
             cfg.reads
         );
         self.repl.election = Some(Election::new(cfg, self.id, self.repl.links.len() + 1, state, now));
-        self.election_path = Some(path);
+        self.election_path = Some((path, disk));
         Ok(())
     }
 
@@ -164,10 +158,13 @@ impl Node {
         for ev in events {
             match ev {
                 Event::Persist => {
-                    if let Some(p) = &self.election_path
-                        && let Err(err) = write_state(p, epoch, voted)
+                    if let Some((p, disk)) = &self.election_path
+                        && let Err(err) = write_state(&**disk, p, epoch, voted)
                     {
-                        // Not durable: this node must not promise anything.
+                        // A promise (a vote, an epoch) that may not survive
+                        // a crash must not be made: stop, as etcd stops on
+                        // a failed sync of its log. A restart reads the
+                        // state that is on disk.
                         log::error!("cannot persist the election state to {}: {err}; exiting", p.display());
                         std::process::exit(1);
                     }

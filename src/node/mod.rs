@@ -46,6 +46,8 @@
 pub mod clients;
 pub mod cmd;
 mod compaction;
+#[cfg(test)]
+mod disk_faults;
 pub mod leader;
 pub mod pipeline;
 pub mod security;
@@ -66,7 +68,7 @@ use self::stats::Stats;
 use crate::config::Config;
 use crate::proto::Argv;
 use crate::repl::{Fed, Replicator};
-use crate::storage::log::{AppendLog, LogConfig, ReplayStats};
+use crate::storage::log::{AppendLog, DEFAULT_MAX_TORN_TAIL, Disk, LogConfig, ReplayStats, Storage};
 use crate::storage::record::{Op, Record};
 use crate::storage::store::Store;
 
@@ -159,8 +161,9 @@ pub struct Node {
     ahead: Lookahead,
     /// Loop iterations so far (see [`leader::Wait::iteration`]).
     iteration: u64,
-    /// Leader mode: where the epoch and vote are persisted.
-    election_path: Option<std::path::PathBuf>,
+    /// Leader mode: where the epoch and vote are persisted, and the
+    /// storage that writes them (the log's).
+    election_path: Option<(std::path::PathBuf, std::sync::Arc<dyn Storage>)>,
     /// Leader mode, leading: the store's clock at the last log commit (the
     /// highest counter of its writes that its own log has).
     own_logged: u64,
@@ -193,6 +196,18 @@ impl Node {
     /// As [`Node::open`], with `unix_ms` the wall clock (milliseconds since
     /// the epoch; see [`Node::set_time`]) that replay judges deadlines by.
     pub fn open_at(cfg: Config, id: u16, now: Instant, unix_ms: u64) -> Result<(Node, ReplayStats), String> {
+        Node::open_on(std::sync::Arc::new(Disk), cfg, id, now, unix_ms)
+    }
+
+    /// As [`Node::open_at`], with the log's files on `disk` (a
+    /// [`FaultyDisk`](crate::storage::log::FaultyDisk) in tests).
+    pub fn open_on(
+        disk: std::sync::Arc<dyn Storage>,
+        cfg: Config,
+        id: u16,
+        now: Instant,
+        unix_ms: u64,
+    ) -> Result<(Node, ReplayStats), String> {
         let peers: Vec<_> = cfg.peers.iter().copied().zip(cfg.peer_names.iter().cloned()).collect();
         let mut store = Store::new(!peers.is_empty());
         let mut repl = Replicator::new(id, &peers, cfg.peer_queue_limit, now);
@@ -202,13 +217,15 @@ impl Node {
             fsync: cfg.fsync,
             truncate_corrupt: cfg.truncate_corrupt_log,
             max_record: max_record(&cfg),
+            max_torn_tail: DEFAULT_MAX_TORN_TAIL,
         };
         let stamp = unix_secs(unix_ms);
         // Replay judges deadlines by the time of the start: a key whose
         // deadline passed while the server was down is gone.
         store.set_now(unix_ms);
         store.set_journaling(false);
-        let (log, replay) = AppendLog::open(&log_cfg, |rec| replay_record(&mut store, &mut repl, rec, stamp))
+        let election_disk = disk.clone();
+        let (log, replay) = AppendLog::open_on(disk, &log_cfg, |rec| replay_record(&mut store, &mut repl, rec, stamp))
             .map_err(|e| format!("cannot open the log: {e}"))?;
         store.set_journaling(true);
         store.sweep_fresh_tombstones();
@@ -255,7 +272,7 @@ impl Node {
             forwarded: Vec::new(),
         };
         let mut node = node;
-        node.open_election(now)?;
+        node.open_election(election_disk, now)?;
         Ok((node, replay))
     }
 
@@ -307,6 +324,7 @@ impl Node {
         self.iteration += 1;
         self.repl.end_iteration();
         self.compaction_poll();
+        let log_retry = self.recover_log();
         let scanning = self.compaction.is_some() || self.repl.scanning();
         // Without peers expiry frees entries, which moves slots: not while
         // a scan walks them (reads hide the keys meanwhile).
@@ -354,6 +372,9 @@ impl Node {
         }
         if let Some(d) = self.blocked_deadline() {
             deadline = deadline.min(d);
+        }
+        if let Some(t) = log_retry {
+            deadline = deadline.min(t);
         }
         if self.compaction.is_some() {
             // The file switch runs on a helper thread: look again soon.

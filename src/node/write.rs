@@ -33,6 +33,9 @@ impl Node {
     fn refuse_if_log_down(&mut self) -> Result<(), Refused> {
         match &self.log_down {
             None => Ok(()),
+            Some((_, why)) if self.log.needs_rewrite() => {
+                Err(Refused(format!("log write failed ({why}); writes are refused until the log is rewritten")))
+            }
             Some((until, why)) if *until > self.now => {
                 Err(Refused(format!("log write failed ({why}); writes are refused for now")))
             }
@@ -40,6 +43,50 @@ impl Node {
                 self.log_down = None;
                 Ok(())
             }
+        }
+    }
+
+    /// Once per loop iteration: after a failed fsync the log takes no
+    /// writes until it is rewritten whole from the store (see "Disk faults"
+    /// in [`crate::storage::log`]); this starts that rewrite, a compaction,
+    /// and starts it again [`LOG_DOWN_FOR`] after each failure, until the
+    /// disk takes it. Writes are refused meanwhile, so the snapshot is all
+    /// there is. Returns when to look again, if the log is waiting for one.
+    pub(super) fn recover_log(&mut self) -> Option<std::time::Instant> {
+        if !self.log.check_background() {
+            return None;
+        }
+        let why = self.log.failure().unwrap_or("an fsync failed").to_string();
+        let until = match &self.log_down {
+            Some((until, _)) => *until,
+            None => {
+                // The `everysec` thread's failure, with no write to fail yet.
+                self.stats.log_write_errors += 1;
+                self.log_down = Some((self.now, why.clone()));
+                self.now
+            }
+        };
+        if self.compaction.is_some() || until > self.now {
+            return Some(until);
+        }
+        log::warn!("rewriting the log from memory after a failed fsync ({why})");
+        if let Err(e) = self.start_compaction() {
+            log::error!("{e}; trying again in {LOG_DOWN_FOR:?}");
+            self.log_down = Some((self.now + LOG_DOWN_FOR, why));
+        }
+        self.log_down.as_ref().map(|(until, _)| *until)
+    }
+
+    /// A rewrite started by [`Node::recover_log`] ended: writes are
+    /// accepted again if it healed the log, or it is tried again later.
+    pub(super) fn recovery_ended(&mut self, ok: bool) {
+        if !self.log.needs_rewrite() {
+            if ok {
+                log::info!("the log was rewritten after a failed fsync: writes are accepted again");
+            }
+            self.log_down = None;
+        } else if let Some((until, _)) = &mut self.log_down {
+            *until = self.now + LOG_DOWN_FOR;
         }
     }
 

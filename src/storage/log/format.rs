@@ -2,11 +2,10 @@
 //! and the lock taken on the file (see "File format" in the
 //! [module docs](super)).
 
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
+use std::sync::Arc;
 
+use super::disk::{OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
 use super::{LogError, io_err};
 
 /// The first eight bytes of a log.
@@ -29,33 +28,17 @@ pub(super) fn header() -> [u8; HEADER_LEN as usize] {
     h
 }
 
-/// Fsyncs the directory `dir`, so that a file created or renamed in it keeps
-/// its name after a crash of the machine.
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Opens `path` and locks it, making sure the lock is on the file that
 /// carries the name: a rewrite elsewhere could rename a new file over it
 /// between our open and our lock (it would then be locked already, but the
 /// check costs nothing).
-pub(super) fn open_locked(path: &Path) -> Result<File, LogError> {
+pub(super) fn open_locked(disk: &dyn Storage, path: &Path) -> Result<Arc<dyn StorageFile>, LogError> {
     for _ in 0..3 {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err(path, "open"))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(LogError::Locked { path: path.to_path_buf() }),
-            Err(TryLockError::Error(e)) => return Err(io_err(path, "lock")(e)),
+        let file = disk.open(path, OpenMode::Create).map_err(io_err(path, "open"))?;
+        if !file.try_lock().map_err(io_err(path, "lock"))? {
+            return Err(LogError::Locked { path: path.to_path_buf() });
         }
-        let ours = file.metadata().map_err(io_err(path, "stat"))?;
-        let named = fs::metadata(path).map_err(io_err(path, "stat"))?;
-        if (ours.dev(), ours.ino()) == (named.dev(), named.ino()) {
+        if file.is_at(path).map_err(io_err(path, "stat"))? {
             return Ok(file);
         }
     }
@@ -70,26 +53,31 @@ pub(super) fn open_locked(path: &Path) -> Result<File, LogError> {
 /// crash: if what it holds is a prefix of the header, the header is
 /// (re)written and fsynced with its directory; otherwise it is
 /// [`LogError::BadMagic`]. A wrong version is [`LogError::BadVersion`].
-pub(super) fn check_header(file: &File, path: &Path, dir: &Path) -> Result<(u64, u32), LogError> {
-    let mut file_len = file.metadata().map_err(io_err(path, "stat"))?.len();
+pub(super) fn check_header(
+    disk: &dyn Storage,
+    file: &dyn StorageFile,
+    path: &Path,
+    dir: &Path,
+) -> Result<(u64, u32), LogError> {
+    let mut file_len = file.size().map_err(io_err(path, "stat"))?;
     let want = header();
     if file_len < HEADER_LEN {
         // New, or a creation cut short by a crash: (re)write the header.
         let mut have = vec![0u8; file_len as usize];
-        file.read_exact_at(&mut have, 0).map_err(io_err(path, "read"))?;
+        read_exact_at(file, &mut have, 0).map_err(io_err(path, "read"))?;
         if have[..] != want[..have.len()] {
             return Err(LogError::BadMagic { path: path.to_path_buf() });
         }
         if file_len > 0 {
             log::warn!("{}: completing a header cut short at {file_len} bytes", path.display());
         }
-        file.write_all_at(&want, 0).map_err(io_err(path, "write"))?;
+        write_all_at(file, &want, 0).map_err(io_err(path, "write"))?;
         file.sync_all().map_err(io_err(path, "fsync"))?;
-        sync_dir(dir).map_err(io_err(dir, "fsync"))?;
+        disk.sync_dir(dir).map_err(io_err(dir, "fsync"))?;
         file_len = HEADER_LEN;
     }
     let mut have = [0u8; HEADER_LEN as usize];
-    file.read_exact_at(&mut have, 0).map_err(io_err(path, "read"))?;
+    read_exact_at(file, &mut have, 0).map_err(io_err(path, "read"))?;
     if have[..8] != MAGIC {
         return Err(LogError::BadMagic { path: path.to_path_buf() });
     }
@@ -105,8 +93,8 @@ pub(super) fn check_header(file: &File, path: &Path, dir: &Path) -> Result<(u64,
 /// build appends may not be (a deadline), so an older build must refuse the
 /// file rather than misread it. Four bytes in the first sector, fsynced: a
 /// crash leaves either version, both of which this build reads.
-pub(super) fn upgrade_header(file: &File, path: &Path, from: u32) -> Result<(), LogError> {
-    file.write_all_at(&FORMAT_VERSION.to_le_bytes(), 8).map_err(io_err(path, "write"))?;
+pub(super) fn upgrade_header(file: &dyn StorageFile, path: &Path, from: u32) -> Result<(), LogError> {
+    write_all_at(file, &FORMAT_VERSION.to_le_bytes(), 8).map_err(io_err(path, "write"))?;
     file.sync_all().map_err(io_err(path, "fsync"))?;
     log::info!("{}: log format upgraded from version {from} to {FORMAT_VERSION}", path.display());
     Ok(())
@@ -114,6 +102,8 @@ pub(super) fn upgrade_header(file: &File, path: &Path, from: u32) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use crate::storage::log::testutil::*;
     use crate::storage::log::{Fsync, LOG_FILE};

@@ -47,13 +47,45 @@
 //! prefix of a record at the end of the file, or (on file systems that
 //! extend the size before the data lands) a run of zero bytes: a *torn
 //! tail*. It was never acknowledged under `always` (commit had not returned),
-//! so it is dropped with a warning and the file is cut at X. The rule: the
-//! tail is torn if the record at X is incomplete, or everything from X is
-//! zero, or no valid record can be decoded at any later offset. Otherwise a
-//! damaged record sits *before* good ones: that is not a crash artefact but
-//! corruption, and silently dropping the records after it would lose
-//! acknowledged writes, so open refuses ([`LogError::Corrupt`]) unless the
-//! operator allowed truncation ([`LogConfig::truncate_corrupt`]).
+//! so it is dropped with a warning (naming the byte count) and the file is
+//! cut at X. The rule: the tail is torn if no valid record can be decoded
+//! at any offset after X (everything from X zero is the fast case), and it
+//! is either a single record cut short by the end of the file or no longer
+//! than [`LogConfig::max_torn_tail`] (a longer unreadable tail is
+//! [`LogError::LongTail`]: more than a power loss leaves, so a person
+//! looks). Otherwise a damaged record sits *before* good ones (a bad
+//! checksum, or a length that runs past the end of the file over valid
+//! records): that is not a crash artefact but corruption, and silently
+//! dropping the records after it would lose acknowledged writes, so open
+//! refuses ([`LogError::Corrupt`], which names the offset, the next valid
+//! record and `--truncate-corrupt-log`) unless the operator allowed
+//! truncation ([`LogConfig::truncate_corrupt`]).
+//!
+//! # Disk faults
+//!
+//! Every file operation goes through the [`Storage`] trait ([`Disk`] in
+//! production, [`FaultyDisk`] in tests). What each failure does:
+//!
+//! * A failed write (EIO, ENOSPC, a write that made no progress): the file
+//!   is cut back to its committed length, the commit returns the error, the
+//!   caller rolls back. The bytes before that length were not touched, so
+//!   the next commit may simply try again. If the cut itself fails, it is
+//!   done before the next write.
+//! * A failed fsync (of a commit under `always`, of the `everysec` thread,
+//!   of the directory after a rewrite's rename): the file's state on the
+//!   disk is unknown. Linux marks the pages it failed to write clean, so a
+//!   retried fsync "succeeds" without writing them (what Postgres learned in
+//!   2018: it now panics rather than retry). The log never retries and
+//!   trusts: it becomes read-only ([`AppendLog::needs_rewrite`]), every
+//!   commit with records fails, until a rewrite *begun after the failure*
+//!   is in place: a new file written whole from memory, fsynced, renamed,
+//!   its directory fsynced. The node starts that rewrite at once and again
+//!   each second while it fails. A rewrite under way at the failure is
+//!   abandoned (it cannot be told apart from the failing file's pages).
+//! * A fault of the rewrite file before its rename (write, fsync, rename):
+//!   the rewrite is abandoned, the old log stays, whole.
+//! * A power loss: whatever was not fsynced may read back as zeros,
+//!   garbage or nothing; replay cuts it as a torn tail (above).
 //!
 //! # Compaction (rewrite)
 //!
@@ -99,11 +131,17 @@
 //! # Where the code is
 //!
 //! This file holds the public types; the work is split by concern:
-//! `format.rs` the header and the lock, `append.rs` stage, commit and the
-//! fsync policies, `replay.rs` open, replay and the torn-tail rule,
-//! `rewrite.rs` compaction.
+//! `disk.rs` the storage seam and the real disk, `faulty.rs` the failing
+//! one, `format.rs` the header and the lock, `append.rs` stage, commit,
+//! the fsync policies and a failed fsync, `replay.rs` open, replay and the
+//! torn-tail rule, `rewrite.rs` compaction; `disk_faults.rs` tests each
+//! fault.
 
 mod append;
+mod disk;
+#[cfg(test)]
+mod disk_faults;
+mod faulty;
 mod format;
 mod replay;
 mod rewrite;
@@ -116,10 +154,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 #[cfg(test)]
 use std::sync::mpsc::Receiver;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use append::{Sink, Syncer};
+pub use disk::{Disk, OpenMode, Storage, StorageFile, read_exact_at, write_all_at};
+pub use faulty::{Fault, FaultOp, FaultyDisk, LostBytes, Target};
 pub use format::{FORMAT_VERSION, HEADER_LEN, MAGIC, OLDEST_FORMAT_VERSION};
 use rewrite::Rewrite;
 
@@ -180,7 +220,20 @@ pub struct LogConfig {
     /// The largest record payload accepted at replay: a longer declared
     /// length is corruption, not a record to wait for.
     pub max_record: usize,
+    /// The longest unreadable tail (zeros or garbage with no valid record
+    /// after it) that open cuts by itself, as a torn tail; a longer one is
+    /// [`LogError::LongTail`] unless `truncate_corrupt`. See
+    /// [`DEFAULT_MAX_TORN_TAIL`].
+    pub max_torn_tail: u64,
 }
+
+/// The default [`LogConfig::max_torn_tail`]: 16 MiB. What a power loss can
+/// leave unwritten is what was written since the last fsync: one commit
+/// under `always`, about a second of writes under `everysec`. A longer
+/// unreadable tail is more likely something else (another program wrote
+/// the file, a format this build misreads) and deserves a person's look,
+/// as Redis bounds what `aof-load-broken` cuts.
+pub const DEFAULT_MAX_TORN_TAIL: u64 = 16 << 20;
 
 /// What [`AppendLog::open`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -233,6 +286,22 @@ pub enum LogError {
         offset: u64,
         /// What is wrong with it.
         reason: &'static str,
+        /// Byte offset of the first valid record after it.
+        next_valid: u64,
+        /// The file's length: `len - offset` bytes would be cut.
+        len: u64,
+    },
+    /// An unreadable tail (no valid record in it) longer than
+    /// [`LogConfig::max_torn_tail`]: too long to be taken for a torn write.
+    LongTail {
+        /// The log file.
+        path: PathBuf,
+        /// Byte offset where the valid records end.
+        offset: u64,
+        /// Bytes from there to the end of the file.
+        bytes: u64,
+        /// The configured bound.
+        max: u64,
     },
 }
 
@@ -249,11 +318,21 @@ impl fmt::Display for LogError {
                 "{}: unsupported log format version {version} (this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
                 path.display()
             ),
-            LogError::Corrupt { path, offset, reason } => write!(
+            LogError::Corrupt { path, offset, reason, next_valid, len } => write!(
                 f,
-                "{}: corrupt record at byte offset {offset} ({reason}) with valid records after it; \
-                 refusing to start. Allow truncating a corrupt log to cut it at that offset, \
-                 losing every record from there on",
+                "{}: corrupt record at byte offset {offset} ({reason}), and a valid record at offset \
+                 {next_valid}: this is damage in the middle of the log, not a torn write; refusing to start. \
+                 Keep a copy of the file, then either repair it by hand or restart with \
+                 --truncate-corrupt-log to cut it at offset {offset}, losing the {} bytes from there on",
+                path.display(),
+                len.saturating_sub(*offset)
+            ),
+            LogError::LongTail { path, offset, bytes, max } => write!(
+                f,
+                "{}: {bytes} unreadable bytes (zeros or garbage, no valid record) at the end, from offset \
+                 {offset}: more than the {max} bytes cut as a torn write; refusing to start. If the machine \
+                 lost power or the disk filled, keep a copy of the file and restart with \
+                 --truncate-corrupt-log to cut it at offset {offset}",
                 path.display()
             ),
         }
@@ -291,47 +370,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Test-only fault injection; empty (and free) in other builds.
-#[cfg(test)]
-#[derive(Default)]
-struct Faults {
-    main_write: Option<usize>,
-    main_sync: bool,
-    rewrite_write: Option<usize>,
-    switch: bool,
-    hold_switch: Option<Receiver<()>>,
-}
-
-#[cfg(not(test))]
-#[derive(Default)]
-struct Faults {}
-
-#[cfg(not(test))]
-impl Faults {
-    fn main_write(&mut self) -> Option<usize> {
-        None
-    }
-    fn main_sync(&mut self) -> bool {
-        false
-    }
-    fn rewrite_write(&mut self) -> Option<usize> {
-        None
-    }
-}
-
-#[cfg(test)]
-impl Faults {
-    fn main_write(&mut self) -> Option<usize> {
-        self.main_write.take()
-    }
-    fn main_sync(&mut self) -> bool {
-        std::mem::take(&mut self.main_sync)
-    }
-    fn rewrite_write(&mut self) -> Option<usize> {
-        self.rewrite_write.take()
-    }
-}
-
 /// The append-only log. See the module docs.
 pub struct AppendLog {
     path: PathBuf,
@@ -344,7 +382,20 @@ pub struct AppendLog {
     rewrite: Option<Rewrite>,
     /// Only under `everysec`.
     syncer: Option<Syncer>,
-    faults: Faults,
+    /// Where the files are: the real disk, or a failing one in tests.
+    disk: Arc<dyn Storage>,
+    /// Set when an fsync of the log (or of its directory) failed, with the
+    /// error: the file's state on the disk is unknown from then on (see
+    /// "Disk faults" in the module docs). Commits with records are refused
+    /// until a rewrite begun after it is in place.
+    failed: Option<String>,
+    /// How many times `failed` was set: a rewrite heals the log only if it
+    /// began after the last failure.
+    failures: u64,
+    /// Test-only: holds the rewrite's helper after its fsync, before the
+    /// rename, until a message (or hang-up) arrives.
+    #[cfg(test)]
+    hold_switch: Option<Receiver<()>>,
 }
 
 impl AppendLog {

@@ -3,15 +3,15 @@
 //! end of the file means (see "Replay and the torn-tail rule" in the
 //! [module docs](super)).
 
-use std::fs::{self, File};
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::append::{Sink, Syncer};
+use super::disk::{Disk, Storage, StorageFile};
 use super::format::{FORMAT_VERSION, HEADER_LEN, check_header, open_locked, upgrade_header};
-use super::{AppendLog, Faults, Fsync, LOG_FILE, LogConfig, LogError, REWRITE_FILE, ReplayStats, io_err};
+use super::{AppendLog, Fsync, LOG_FILE, LogConfig, LogError, REWRITE_FILE, ReplayStats, io_err};
 use crate::storage::record::{DecodeError, FRAME_HEADER, Record};
 
 /// Replay's read size: large sequential reads, few syscalls.
@@ -20,7 +20,7 @@ const READ_CHUNK: usize = 4 << 20;
 /// A sliding window over the file for replay: large reads, records that
 /// straddle a refill are moved to the front, never copied out one by one.
 struct Window<'f> {
-    file: &'f File,
+    file: &'f dyn StorageFile,
     file_len: u64,
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
@@ -29,7 +29,7 @@ struct Window<'f> {
 }
 
 impl<'f> Window<'f> {
-    fn new(file: &'f File, file_len: u64) -> Window<'f> {
+    fn new(file: &'f dyn StorageFile, file_len: u64) -> Window<'f> {
         Window { file, file_len, buf: Vec::new(), start: HEADER_LEN, filled: 0 }
     }
 
@@ -84,10 +84,10 @@ impl<'f> Window<'f> {
         }
     }
 
-    /// Whether a valid record decodes at any offset from `off` on: the
+    /// The offset of the first valid record at or after `off`, if any: the
     /// difference between a torn tail and corruption. Only on that error
     /// path, so a byte-by-byte scan is fine.
-    fn valid_record_from(&mut self, mut off: u64, max_payload: usize) -> io::Result<bool> {
+    fn valid_record_from(&mut self, mut off: u64, max_payload: usize) -> io::Result<Option<u64>> {
         let mut want = FRAME_HEADER;
         loop {
             let (data, to_eof) = self.at(off, want)?;
@@ -95,7 +95,7 @@ impl<'f> Window<'f> {
             want = FRAME_HEADER;
             while i + FRAME_HEADER <= data.len() {
                 match Record::decode(&data[i..], max_payload) {
-                    Ok(_) => return Ok(true),
+                    Ok(_) => return Ok(Some(off + i as u64)),
                     Err(DecodeError::Corrupt(_)) => i += 1,
                     Err(DecodeError::Incomplete) if to_eof => i += 1,
                     Err(DecodeError::Incomplete) => {
@@ -105,7 +105,7 @@ impl<'f> Window<'f> {
                 }
             }
             if to_eof && i + FRAME_HEADER > data.len() {
-                return Ok(false);
+                return Ok(None);
             }
             off += i as u64;
         }
@@ -121,6 +121,7 @@ fn declared_len(buf: &[u8]) -> usize {
 }
 
 /// Where decoding stopped.
+#[derive(Clone, Copy)]
 enum Tail {
     /// At the end of the file.
     Clean,
@@ -180,62 +181,45 @@ impl AppendLog {
     /// that did not finish: the log is complete without it), and cuts off a
     /// torn tail (see the module docs). Under [`Fsync::EverySec`] starts the
     /// fsync thread.
-    pub fn open(cfg: &LogConfig, mut apply: impl FnMut(&Record<'_>)) -> Result<(AppendLog, ReplayStats), LogError> {
+    pub fn open(cfg: &LogConfig, apply: impl FnMut(&Record<'_>)) -> Result<(AppendLog, ReplayStats), LogError> {
+        AppendLog::open_on(Arc::new(Disk), cfg, apply)
+    }
+
+    /// As [`open`](AppendLog::open), with the files on `disk` (a
+    /// [`FaultyDisk`](super::FaultyDisk) in tests).
+    pub fn open_on(
+        disk: Arc<dyn Storage>,
+        cfg: &LogConfig,
+        mut apply: impl FnMut(&Record<'_>),
+    ) -> Result<(AppendLog, ReplayStats), LogError> {
         let started = Instant::now();
         let dir = cfg.dir.clone();
-        fs::create_dir_all(&dir).map_err(io_err(&dir, "create the directory"))?;
+        disk.create_dir_all(&dir).map_err(io_err(&dir, "create the directory"))?;
         let path = dir.join(LOG_FILE);
         let rewrite_path = dir.join(REWRITE_FILE);
-        let file = open_locked(&path)?;
+        let file = open_locked(&*disk, &path)?;
 
-        match fs::remove_file(&rewrite_path) {
+        match disk.remove_file(&rewrite_path) {
             Ok(()) => log::info!("{}: deleted an unfinished log rewrite", rewrite_path.display()),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(&rewrite_path, "delete")(e)),
         }
 
-        let (file_len, version) = check_header(&file, &path, &dir)?;
-        let mut win = Window::new(&file, file_len);
+        let (file_len, version) = check_header(&*disk, &*file, &path, &dir)?;
+        let mut win = Window::new(&*file, file_len);
         let (records, end, tail) = replay(&mut win, cfg.max_record, &mut apply).map_err(io_err(&path, "read"))?;
         let file_len = win.file_len;
         let dropped = file_len - end;
-        match tail {
-            Tail::Clean => {}
-            Tail::Incomplete => log::warn!(
-                "{}: dropping a torn tail of {dropped} bytes at offset {end} (a record cut short)",
-                path.display()
-            ),
-            Tail::Corrupt(reason) => {
-                // Zeros never decode (length 0 is out of range), so the zero
-                // check is only the fast path of the scan that follows.
-                let torn = win.zeros_from(end).map_err(io_err(&path, "read"))?
-                    || !win.valid_record_from(end + 1, cfg.max_record).map_err(io_err(&path, "read"))?;
-                if torn {
-                    log::warn!(
-                        "{}: dropping a torn tail of {dropped} bytes at offset {end} ({reason}, nothing valid after it)",
-                        path.display()
-                    );
-                } else if cfg.truncate_corrupt {
-                    log::error!(
-                        "{}: CORRUPT record at offset {end} ({reason}) with valid records after it: \
-                         truncating as configured, {dropped} bytes of log LOST",
-                        path.display()
-                    );
-                } else {
-                    return Err(LogError::Corrupt { path, offset: end, reason });
-                }
-            }
-        }
+        judge_tail(&mut win, cfg, &path, end, tail)?;
         drop(win);
         if dropped > 0 {
             file.set_len(end).map_err(io_err(&path, "truncate"))?;
             file.sync_all().map_err(io_err(&path, "fsync"))?;
         }
         if version < FORMAT_VERSION {
-            upgrade_header(&file, &path, version)?;
+            upgrade_header(&*file, &path, version)?;
         }
 
-        let file = Arc::new(file);
         let syncer = match cfg.fsync {
             Fsync::EverySec => {
                 Some(Syncer::start(Arc::clone(&file), path.clone()).map_err(io_err(&path, "start the fsync thread"))?)
@@ -253,14 +237,78 @@ impl AppendLog {
             pending: Vec::new(),
             rewrite: None,
             syncer,
-            faults: Faults::default(),
+            disk,
+            failed: None,
+            failures: 0,
+            #[cfg(test)]
+            hold_switch: None,
         };
         Ok((log, stats))
     }
 }
 
+/// Decides what the bytes from `end` (where the valid records stop, for
+/// `reason`) to the end of the file are: `Ok` if they are to be cut (a torn
+/// tail, or corruption the operator allowed to cut), or why open refuses.
+///
+/// A torn tail is one with no valid record after `end` (all zeros is the
+/// fast case: zeros never decode, length 0 is out of range), no longer than
+/// [`LogConfig::max_torn_tail`] unless it is a single record cut short. A
+/// valid record after `end` means damage in the middle ([`LogError::Corrupt`]):
+/// a bad length that claims to run past the end of the file is caught here
+/// too, instead of being taken for a record cut short.
+fn judge_tail(win: &mut Window<'_>, cfg: &LogConfig, path: &Path, end: u64, tail: Tail) -> Result<(), LogError> {
+    let (reason, one_short) = match tail {
+        Tail::Clean => return Ok(()),
+        Tail::Incomplete => ("a record cut short by the end of the file", true),
+        Tail::Corrupt(reason) => (reason, false),
+    };
+    let file_len = win.file_len;
+    let dropped = file_len - end;
+    let zeros = win.zeros_from(end).map_err(io_err(path, "read"))?;
+    let next_valid =
+        if zeros { None } else { win.valid_record_from(end + 1, cfg.max_record).map_err(io_err(path, "read"))? };
+    let what = if zeros { "all zeros" } else { reason };
+    match next_valid {
+        None if one_short || dropped <= cfg.max_torn_tail => {
+            log::warn!(
+                "{}: dropping a torn tail of {dropped} bytes at offset {end} ({what}, nothing valid after it)",
+                path.display()
+            );
+            Ok(())
+        }
+        None if cfg.truncate_corrupt => {
+            log::error!(
+                "{}: unreadable tail of {dropped} bytes at offset {end} ({what}), longer than a torn write: \
+                 truncating as configured, {dropped} bytes of log LOST",
+                path.display()
+            );
+            Ok(())
+        }
+        None => {
+            Err(LogError::LongTail { path: path.to_path_buf(), offset: end, bytes: dropped, max: cfg.max_torn_tail })
+        }
+        Some(next) if cfg.truncate_corrupt => {
+            log::error!(
+                "{}: CORRUPT record at offset {end} ({reason}) with a valid record at offset {next}: \
+                 truncating as configured, {dropped} bytes of log LOST",
+                path.display()
+            );
+            Ok(())
+        }
+        Some(next_valid) => Err(LogError::Corrupt {
+            path: path.to_path_buf(),
+            offset: end,
+            reason: if one_short { "its length runs past the end of the file" } else { reason },
+            next_valid,
+            len: file_len,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::time::Duration;
 
     use super::*;
@@ -424,11 +472,14 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
 
         let err = open_all(&cfg).err().unwrap();
-        let LogError::Corrupt { offset, .. } = err else { panic!("{err}") };
-        assert_eq!(offset, offsets[3]);
+        let LogError::Corrupt { offset, next_valid, .. } = err else { panic!("{err}") };
+        assert_eq!((offset, next_valid), (offsets[3], offsets[4]));
         let msg = err.to_string();
-        assert!(msg.contains(&path.display().to_string()), "{msg}");
-        assert!(msg.contains(&offsets[3].to_string()), "{msg}");
+        let lost = (bytes.len() as u64 - offsets[3]).to_string();
+        for part in [&path.display().to_string(), &offsets[3].to_string(), &offsets[4].to_string(), &lost] {
+            assert!(msg.contains(part.as_str()), "{msg}");
+        }
+        assert!(msg.contains("--truncate-corrupt-log"), "{msg}");
         assert_eq!(fs::read(&path).unwrap(), bytes, "a refused log is left alone");
 
         // A corrupt length (not a checksum) is caught the same way.
@@ -437,6 +488,16 @@ mod tests {
         bad_len[offsets[3] as usize..offsets[3] as usize + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         fs::write(&path, &bad_len).unwrap();
         assert!(matches!(open_all(&cfg), Err(LogError::Corrupt { offset, .. }) if offset == offsets[3]));
+
+        // A length that runs past the end of the file, with valid records
+        // inside it: not a record cut short.
+        let mut past_end = bytes.clone();
+        let claim = (bytes.len() as u32 - offsets[3] as u32) + 100;
+        past_end[offsets[3] as usize..offsets[3] as usize + 4].copy_from_slice(&claim.to_le_bytes());
+        fs::write(&path, &past_end).unwrap();
+        let err = open_all(&cfg).err().unwrap();
+        assert!(matches!(err, LogError::Corrupt { offset, .. } if offset == offsets[3]), "{err}");
+        assert!(err.to_string().contains("past the end of the file"), "{err}");
 
         fs::write(&path, &bytes).unwrap();
         cfg.truncate_corrupt = true;

@@ -3,9 +3,7 @@
 //! renames it over the log (see "Compaction (rewrite)" in the
 //! [module docs](super), which also argues why each crash point is safe).
 
-use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -13,7 +11,8 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use super::append::Sink;
-use super::format::{header, sync_dir};
+use super::disk::{OpenMode, Storage, StorageFile, write_all_at};
+use super::format::header;
 use super::{AppendLog, RewriteDone, lock};
 use crate::storage::record::Record;
 
@@ -43,18 +42,20 @@ pub(super) struct Rewrite {
     pub(super) pending: Vec<u8>,
     started: Instant,
     pub(super) phase: Phase,
+    /// Begun while the log needed a rewrite, after its failure number
+    /// this: once in place, it heals the log unless another failure came.
+    heals: Option<u64>,
 }
 
 /// The helper thread's work: make the rewrite file durable and put it in
 /// place of the log.
 struct Switch {
-    file: Arc<File>,
+    file: Arc<dyn StorageFile>,
+    disk: Arc<dyn Storage>,
     from: PathBuf,
     to: PathBuf,
     dir: PathBuf,
     gate: Arc<Mutex<Gate>>,
-    #[cfg(test)]
-    fail: bool,
     #[cfg(test)]
     hold: Option<Receiver<()>>,
 }
@@ -69,9 +70,6 @@ impl Switch {
             if let Some(hold) = &self.hold {
                 let _ = hold.recv();
             }
-            if self.fail {
-                return Err(io::Error::other("injected rewrite failure"));
-            }
         }
         {
             // Held across the rename so that a cancel either precedes it
@@ -80,10 +78,10 @@ impl Switch {
             if gate.cancelled {
                 return Err(io::Error::new(ErrorKind::Interrupted, "log rewrite cancelled"));
             }
-            fs::rename(&self.from, &self.to)?;
+            self.disk.rename(&self.from, &self.to)?;
             gate.renamed = true;
         }
-        sync_dir(&self.dir)
+        self.disk.sync_dir(&self.dir)
     }
 }
 
@@ -97,22 +95,21 @@ impl AppendLog {
         if self.rewrite.is_some() {
             return Err(io::Error::other("a log rewrite is already under way"));
         }
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&self.rewrite_path)?;
+        let file = self.disk.open(&self.rewrite_path, OpenMode::Truncate)?;
         let mut buf = header().to_vec();
         for rec in head {
             rec.encode(&mut buf);
         }
         let setup = match file.try_lock() {
-            Ok(()) => file.write_all_at(&buf, 0),
-            Err(TryLockError::WouldBlock) => Err(io::Error::other("the rewrite file is locked")),
-            Err(TryLockError::Error(e)) => Err(e),
+            Ok(true) => write_all_at(&*file, &buf, 0),
+            Ok(false) => Err(io::Error::other("the rewrite file is locked")),
+            Err(e) => Err(e),
         };
         if let Err(e) = setup {
             drop(file);
-            let _ = fs::remove_file(&self.rewrite_path);
+            let _ = self.disk.remove_file(&self.rewrite_path);
             return Err(e);
         }
-        let file = Arc::new(file);
         if let Some(s) = &self.syncer {
             s.set_rewrite(Some(Arc::clone(&file)));
         }
@@ -121,6 +118,7 @@ impl AppendLog {
             pending: self.pending.clone(),
             started: Instant::now(),
             phase: Phase::Snapshot,
+            heals: self.failed.is_some().then_some(self.failures),
         });
         Ok(())
     }
@@ -143,14 +141,13 @@ impl AppendLog {
     /// rewrite file must not become the log while it holds records the caller
     /// may yet roll back). On error the rewrite is abandoned.
     pub fn finish_rewrite(&mut self) -> io::Result<()> {
-        let fault = self.faults.rewrite_write();
         let Some(rw) = &mut self.rewrite else {
             return Err(io::Error::other("no log rewrite under way"));
         };
         if !matches!(rw.phase, Phase::Snapshot) {
             return Err(io::Error::other("the log rewrite is already finishing"));
         }
-        if let Err(e) = rw.sink.write(&rw.pending, fault) {
+        if let Err(e) = rw.sink.write(&rw.pending) {
             log::warn!("{}: log rewrite abandoned: {e}", self.rewrite_path.display());
             self.discard_rewrite();
             return Err(e);
@@ -174,14 +171,13 @@ impl AppendLog {
         let gate = Arc::new(Mutex::new(Gate::default()));
         let job = Switch {
             file: Arc::clone(&rw.sink.file),
+            disk: Arc::clone(&self.disk),
             from: self.rewrite_path.clone(),
             to: self.path.clone(),
             dir: self.dir.clone(),
             gate: Arc::clone(&gate),
             #[cfg(test)]
-            fail: std::mem::take(&mut self.faults.switch),
-            #[cfg(test)]
-            hold: self.faults.hold_switch.take(),
+            hold: self.hold_switch.take(),
         };
         let (tx, done) = mpsc::channel();
         let helper = thread::Builder::new().name("kvstore-aof-rewrite".into()).spawn(move || {
@@ -198,7 +194,13 @@ impl AppendLog {
     /// `Some(Err)` before the rename: the rewrite file is deleted and the old
     /// log stays. `Some(Err)` after the rename (only the directory fsync can
     /// fail then): the switch is done all the same, but the rename may not
-    /// survive a crash of the machine; the error is logged and returned.
+    /// survive a crash of the machine, and writes after it would then be
+    /// lost with the new file: the log needs a rewrite again
+    /// ([`needs_rewrite`](AppendLog::needs_rewrite)); the error is logged
+    /// and returned.
+    ///
+    /// A rewrite begun after an fsync failure, once in place, makes the log
+    /// writable again (unless another failure came meanwhile).
     pub fn poll_rewrite(&mut self) -> Option<io::Result<RewriteDone>> {
         let Phase::Switching { done, gate, .. } = &self.rewrite.as_ref()?.phase else {
             return None;
@@ -238,13 +240,18 @@ impl AppendLog {
             log::debug!("could not start a thread to close the old log; closed inline");
         }
         match outcome {
-            Ok(()) => Some(Ok(done)),
+            Ok(()) => {
+                if self.failed.is_some() && rw.heals == Some(self.failures) {
+                    log::info!(
+                        "{}: the log was rewritten whole after a failed fsync: writes are accepted again",
+                        self.path.display()
+                    );
+                    self.failed = None;
+                }
+                Some(Ok(done))
+            }
             Err(e) => {
-                log::error!(
-                    "{}: the log was rewritten but fsyncing its directory failed: {e}; \
-                     the switch may not survive a crash",
-                    self.dir.display()
-                );
+                self.poison(format!("fsyncing the directory {} after a log rewrite failed: {e}", self.dir.display()));
                 Some(Err(e))
             }
         }
@@ -297,7 +304,7 @@ impl AppendLog {
 
     /// Deletes the rewrite file; a missing one is fine.
     fn remove_rewrite_file(&self) {
-        match fs::remove_file(&self.rewrite_path) {
+        match self.disk.remove_file(&self.rewrite_path) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => log::warn!("{}: cannot delete: {e}", self.rewrite_path.display()),
@@ -330,11 +337,12 @@ impl Drop for AppendLog {
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashMap};
+    use std::fs;
     use std::path::Path;
 
     use super::*;
     use crate::storage::log::testutil::*;
-    use crate::storage::log::{Fsync, LOG_FILE, LogConfig, LogError, REWRITE_FILE};
+    use crate::storage::log::{Fault, FaultOp, FaultyDisk, Fsync, LOG_FILE, LogConfig, LogError, REWRITE_FILE, Target};
     use crate::storage::record::{Op, Version};
 
     /// Last-writer-wins by version, tombstones kept: the store's rule.
@@ -470,10 +478,10 @@ mod tests {
 
     /// Runs a compaction under live writes, stopping at `stop`; returns the
     /// log (still open) and the expected state.
-    fn compaction(cfg: &LogConfig, stop: Stop) -> (AppendLog, Model, u64, Option<mpsc::Sender<()>>) {
+    fn compaction(disk: &FaultyDisk, cfg: &LogConfig, stop: Stop) -> (AppendLog, Model, u64, Option<mpsc::Sender<()>>) {
         let mut model = Model::default();
         let mut counter = 0;
-        let (mut log, _, _) = reopen(cfg);
+        let (mut log, _, _) = reopen_on(disk, cfg);
         history(&mut log, &mut model, &mut counter);
         let before = log.len();
         let (head, body) = model.snapshot();
@@ -498,7 +506,7 @@ mod tests {
             return (log, model, before, None);
         }
         let (hold_tx, hold_rx) = mpsc::channel();
-        log.faults.hold_switch = Some(hold_rx);
+        log.hold_switch = Some(hold_rx);
         // A record staged across finish: the helper must wait for its commit.
         counter += 1;
         let straddle = Owned::put(b"straddle", b"s", counter);
@@ -536,7 +544,7 @@ mod tests {
         for policy in [Fsync::Always, Fsync::EverySec, Fsync::No] {
             let tmp = TempDir::new();
             let cfg = cfg(&tmp.0, policy);
-            let (log, model, before, _) = compaction(&cfg, Stop::Swapped);
+            let (log, model, before, _) = compaction(&FaultyDisk::new(), &cfg, Stop::Swapped);
             let after = log.len();
             assert!(after < before / 3, "{after} vs {before}");
             assert_eq!(after, file_len(log.path()));
@@ -561,7 +569,7 @@ mod tests {
             for keep_rewrite_file in [false, true] {
                 let tmp = TempDir::new();
                 let cfg = cfg(&tmp.0, Fsync::Always);
-                let (log, model, _, hold) = compaction(&cfg, stop);
+                let (log, model, _, hold) = compaction(&FaultyDisk::new(), &cfg, stop);
                 let rw_path = tmp.0.join(REWRITE_FILE);
                 // A crash leaves the rewrite file as it was: keep a copy to put back.
                 let copy = keep_rewrite_file.then(|| fs::read(&rw_path).ok()).flatten();
@@ -612,7 +620,8 @@ mod tests {
         let rw_path = tmp.0.join(REWRITE_FILE);
 
         // abort during the snapshot
-        let (mut log, mut model, _, _) = compaction(&cfg, Stop::MidSnapshot);
+        let disk = FaultyDisk::new();
+        let (mut log, mut model, _, _) = compaction(&disk, &cfg, Stop::MidSnapshot);
         log.abort_rewrite();
         assert!(!log.rewriting() && !rw_path.exists());
         let mut counter = 1 << 20;
@@ -624,7 +633,7 @@ mod tests {
         for r in &body {
             log.rewrite_record(&r.rec());
         }
-        log.faults.switch = true;
+        disk.inject(Fault::new(FaultOp::Rename, Target::Rewrite));
         log.finish_rewrite().unwrap();
         live_write(&mut log, &mut model, &mut counter);
         assert!(poll_done(&mut log).is_err());
@@ -634,13 +643,13 @@ mod tests {
 
         // the rewrite file fails before the rename: commit still succeeds
         log.begin_rewrite(&[]).unwrap();
-        log.faults.rewrite_write = Some(3);
+        disk.inject(Fault::new(FaultOp::Write, Target::Rewrite).lands(3));
         live_write(&mut log, &mut model, &mut counter);
         assert!(!log.rewriting() && !rw_path.exists());
 
         // the log fails during a snapshot: the commit fails, the rewrite is dropped
         log.begin_rewrite(&[]).unwrap();
-        log.faults.main_write = Some(1);
+        disk.inject(Fault::new(FaultOp::Write, Target::Log).lands(1));
         log.stage(&Owned::put(b"lost", b"x", counter + 1).rec());
         assert!(log.commit().is_err());
         assert!(!log.rewriting() && !rw_path.exists());
@@ -649,7 +658,7 @@ mod tests {
         // abort after finish, before the rename
         log.begin_rewrite(&[]).unwrap();
         let (hold_tx, hold_rx) = mpsc::channel();
-        log.faults.hold_switch = Some(hold_rx);
+        log.hold_switch = Some(hold_rx);
         log.finish_rewrite().unwrap();
         log.abort_rewrite();
         assert!(!log.rewriting() && !rw_path.exists());
@@ -665,10 +674,12 @@ mod tests {
     fn failures_after_the_rename_fail_the_commit() {
         let tmp = TempDir::new();
         let cfg = cfg(&tmp.0, Fsync::Always);
-        let (mut log, mut model, _, _) = compaction(&cfg, Stop::Renamed);
+        let disk = FaultyDisk::new();
+        let (mut log, mut model, _, _) = compaction(&disk, &cfg, Stop::Renamed);
         let mut counter = 1 << 20;
         // The rewrite file is the log now: its failure is the commit's.
-        log.faults.rewrite_write = Some(10);
+        // (Its name is the log's: the fault names the file by its name.)
+        disk.inject(Fault::new(FaultOp::Write, Target::Log).nth(2).lands(10));
         log.stage(&Owned::put(b"lost", b"x", counter).rec());
         assert!(log.commit().is_err());
         assert!(log.rewriting());

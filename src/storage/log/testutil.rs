@@ -3,11 +3,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{AppendLog, Fsync, LogConfig, LogError, ReplayStats};
+use super::{AppendLog, Disk, FaultyDisk, Fsync, LogConfig, LogError, ReplayStats, Storage};
 use crate::storage::record::{FLAG_ORDERED, Op, Record, Version};
 
 /// A unique directory under the system temp dir, removed on drop.
@@ -120,19 +121,32 @@ pub(super) fn sample(n: u64) -> Vec<Owned> {
 
 /// A config for `dir`: no truncation of corrupt logs, records up to 1 MiB.
 pub(super) fn cfg(dir: &Path, fsync: Fsync) -> LogConfig {
-    LogConfig { dir: dir.to_path_buf(), fsync, truncate_corrupt: false, max_record: 1 << 20 }
+    LogConfig { dir: dir.to_path_buf(), fsync, truncate_corrupt: false, max_record: 1 << 20, max_torn_tail: 1 << 20 }
 }
 
-/// Opens the log at `cfg`, collecting what it replays.
-pub(super) fn open_all(cfg: &LogConfig) -> Result<(AppendLog, ReplayStats, Vec<Owned>), LogError> {
+/// Opens the log at `cfg` on `disk`, collecting what it replays.
+pub(super) fn open_all_on(
+    disk: Arc<dyn Storage>,
+    cfg: &LogConfig,
+) -> Result<(AppendLog, ReplayStats, Vec<Owned>), LogError> {
     let mut got = Vec::new();
-    let (log, stats) = AppendLog::open(cfg, |r| got.push(Owned::of(r)))?;
+    let (log, stats) = AppendLog::open_on(disk, cfg, |r| got.push(Owned::of(r)))?;
     Ok((log, stats, got))
+}
+
+/// [`open_all_on`] the real disk.
+pub(super) fn open_all(cfg: &LogConfig) -> Result<(AppendLog, ReplayStats, Vec<Owned>), LogError> {
+    open_all_on(Arc::new(Disk), cfg)
 }
 
 /// [`open_all`], which must succeed.
 pub(super) fn reopen(cfg: &LogConfig) -> (AppendLog, ReplayStats, Vec<Owned>) {
     open_all(cfg).unwrap()
+}
+
+/// [`open_all_on`] `disk`, which must succeed.
+pub(super) fn reopen_on(disk: &FaultyDisk, cfg: &LogConfig) -> (AppendLog, ReplayStats, Vec<Owned>) {
+    open_all_on(Arc::new(disk.clone()), cfg).unwrap()
 }
 
 /// Stages `recs` and commits them as one batch.
