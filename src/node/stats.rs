@@ -75,6 +75,8 @@ pub struct Stats {
     pub run_id: String,
     /// The allocator's figures, if the binary gave a way to read them.
     pub memory_probe: Option<MemoryProbe>,
+    /// Per-command and per-error counts (INFO commandstats, errorstats).
+    pub cmdstats: super::cmd::info::CommandStats,
 }
 
 impl Stats {
@@ -97,6 +99,7 @@ impl Stats {
         self.net_repl_input = 0;
         self.net_repl_output = 0;
         self.meter = Meter::default();
+        self.cmdstats = Default::default();
     }
 
     /// A compaction ended (`ok`: it replaced the log) at `unix_secs`.
