@@ -124,28 +124,14 @@ fi
 
 work=${WORK:-$(mktemp -d /tmp/kvstore-tcl.XXXXXX)}
 mkdir -p "$work"
-pid=""
+. "$root/scripts/lib/server.sh"
 cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; fi
+  stop_kvstore
   if [ -z "${WORK:-}" ]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
-
-server=${SERVER:-}
-if [ -z "$server" ]; then
-  (cd "$root" && cargo build --release --quiet --bin kvstore-server)
-  server="$root/target/release/kvstore-server"
-fi
-"$server" 0 --dir "$work/data" --fsync no 2>"$work/server.log" &
-pid=$!
-port=""
-for _ in $(seq 200); do
-  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/server.log" | sed 's/.*://' || true)
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "redis-tcl: the server did not start" >&2; exit 1; }
+start_kvstore "$work"
+port=$kv_port
 
 skipfile="$work/skip.txt"
 if [ "${ALL:-0}" = 1 ]; then : >"$skipfile"; else skip_list | grep -v '^#' >"$skipfile"; fi
