@@ -60,7 +60,7 @@ EOF
 py=python3
 if ! $py -c 'import redis, pytest' 2>/dev/null; then
   echo "redis-py-suite: installing redis-py and pytest (pip)" >&2
-  $py -m pip install -q redis pytest
+  $py -m pip install -q redis pytest || $py -m pip install -q --break-system-packages redis pytest
 fi
 version=$($py -c 'import redis; print(redis.__version__)')
 cache="$root/target/redis-py-suite"
