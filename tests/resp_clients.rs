@@ -426,8 +426,13 @@ fn arguments_quoted_in_errors_cannot_forge_replies() {
 
 #[test]
 fn hostile_resp_is_refused_and_only_that_connection_closed() {
-    let (mut srv, _dir) = Server::start(&["--max-bulk", "1024"]);
-    let cases: [(&str, &[u8], &str); 6] = [
+    let (mut srv, _dir) = Server::start(&["--max-bulk", "1024", "--max-line", "1024"]);
+    let endless_count = [b"*".as_slice(), &[b'1'; 2000]].concat();
+    let endless_length = [b"*1\r\n$".as_slice(), &[b'1'; 2000]].concat();
+    let cases: [(&str, &[u8], &str); 8] = [
+        // Headers without end, in Redis's words for them.
+        ("endless multibulk count", &endless_count, "too big mbulk count string"),
+        ("endless bulk length", &endless_length, "too big bulk count string"),
         ("negative bulk length", b"*1\r\n$-5\r\n", "invalid bulk length"),
         ("multibulk length past i64", b"*99999999999999999999\r\n", "invalid multibulk length"),
         ("bulk longer than --max-bulk", b"*2\r\n$3\r\nGET\r\n$2000\r\n", "invalid bulk length"),

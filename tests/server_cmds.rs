@@ -348,6 +348,36 @@ fn redis_py_reads_info_client_config_and_the_rest() {
     }
 }
 
+#[test]
+fn info_commandstats_counts_calls_failures_and_refusals_as_redis_names_them() {
+    let (srv, _dir) = Server::start(&[]);
+    let mut c = connect_port(srv.port);
+    let _: () = redis::cmd("SET").arg("n").arg("x").query(&mut c).expect("SET");
+    let _: Option<String> = redis::cmd("GET").arg("n").query(&mut c).expect("GET");
+    let _: Option<String> = redis::cmd("GET").arg("missing").query(&mut c).expect("GET");
+    assert!(redis::cmd("INCR").arg("n").query::<i64>(&mut c).is_err(), "not an integer");
+    assert!(redis::cmd("GET").arg("a").arg("b").query::<String>(&mut c).is_err(), "wrong count");
+    assert!(redis::cmd("LPUSH").arg("l").arg("a").query::<i64>(&mut c).is_err(), "unknown");
+    let _: i64 = redis::cmd("CLIENT").arg("ID").query(&mut c).expect("CLIENT ID");
+    let stat = |name: &str| info_of(&srv, "commandstats", &format!("cmdstat_{name}"));
+    assert_eq!(stat("get"), "calls=2,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0");
+    assert_eq!(stat("incr"), "calls=1,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=1");
+    assert_eq!(stat("client|id"), "calls=1,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=0");
+    // Two wrong-count/not-an-integer errors and the unknown command: ERR.
+    assert_eq!(info_of(&srv, "errorstats", "errorstat_ERR"), "count=3");
+    // Redis's selection: `all` and `everything` have them, the default not.
+    let text =
+        |args: &[&str]| -> String { redis::cmd("INFO").arg(args).query(&mut connect_port(srv.port)).expect("INFO") };
+    for (args, has) in [(&[][..], false), (&["default"], false), (&["all"], true), (&["everything"], true)] {
+        let info = text(args);
+        assert_eq!(info.contains("rejected_calls="), has, "INFO {args:?}");
+        assert_eq!(info.contains("# Errorstats"), has, "INFO {args:?}");
+    }
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).expect("RESETSTAT");
+    let after = text(&["commandstats"]);
+    assert_eq!(info_field(&after, "cmdstat_get"), None, "{after}");
+}
+
 // ---------------------------------------------------------------- against redis-server
 
 /// A throwaway redis-server on a Unix socket (no TCP port to race for),
@@ -454,6 +484,12 @@ fn replies_match_redis_server() {
         &["COMMAND", "GETKEYS", "SET", "a", "b"],
         &["COMMAND", "GETKEYS", "MSET", "a", "b", "c", "d"],
         &["COMMAND", "GETKEYS", "nosuch", "a"],
+        // A container's keys are its subcommand's.
+        &["COMMAND", "GETKEYS", "MEMORY", "USAGE", "k"],
+        &["COMMAND", "GETKEYS", "memory", "usage", "k", "SAMPLES", "5"],
+        &["COMMAND", "GETKEYS", "MEMORY", "nosuch", "k"],
+        &["COMMAND", "GETKEYS", "CLIENT", "LIST"],
+        &["COMMAND", "GETKEYS", "CLIENT"],
         &["BGSAVE", "foo"],
         &["RESET"],
         &["RESET", "x"],

@@ -84,6 +84,8 @@ pub struct Stats {
     pub run_id: String,
     /// The allocator's figures, if the binary gave a way to read them.
     pub memory_probe: Option<MemoryProbe>,
+    /// Per-command and per-error counts (INFO commandstats, errorstats).
+    pub cmdstats: super::cmd::info::CommandStats,
 }
 
 impl Stats {
@@ -108,6 +110,7 @@ impl Stats {
         self.net_repl_input = 0;
         self.net_repl_output = 0;
         self.meter = Meter::default();
+        self.cmdstats = Default::default();
     }
 
     /// A compaction ended (`ok`: it replaced the log) at `unix_secs`.
@@ -126,12 +129,6 @@ impl Stats {
     fn totals(&self) -> [u64; 3] {
         [self.commands, self.net_input, self.net_output]
     }
-}
-
-/// The wall clock now, in microseconds since the epoch (read once, at start).
-pub fn unix_micros_now() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    since.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
 /// A random run id of 40 hex digits, as Redis's: from the standard
@@ -380,6 +377,24 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// TIME starts at the wall clock the node was opened with, the one
+    /// deadlines are judged by, however long opening the log took.
+    #[test]
+    fn time_is_the_clock_deadlines_are_judged_by() {
+        let dir = std::env::temp_dir().join(format!("kvstore-stats-time-{}", std::process::id()));
+        let d = dir.display().to_string();
+        let args: crate::config::Args =
+            argh::FromArgs::from_args(&["kvstore-server"], &["0", "--dir", &d, "--fsync", "no"]).unwrap();
+        let now = Instant::now();
+        let unix_ms = 1_700_000_000_123;
+        let opened = Node::open_at(crate::config::Config::from_args(args).unwrap(), 1, now, unix_ms);
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut node = opened.unwrap().0;
+        assert_eq!(node.unix_micros(), unix_ms * 1000);
+        node.set_time(now + Duration::from_micros(1500), unix_ms + 1);
+        assert_eq!(node.unix_micros(), unix_ms * 1000 + 1500);
+    }
 
     #[test]
     fn rates_cover_the_last_samples_and_fall_to_zero_when_idle() {

@@ -35,8 +35,10 @@ impl Dialect {
     /// The dialect of the request at the start of `buf`: RESP if it starts
     /// with `*`; else the dialect of its line, by how the line ends. A line
     /// whose end is not here yet is [`Dialect::Text`] (its parser then says
-    /// incomplete, or too long); so is a line over `max_line` whose end is
-    /// nowhere in `buf`, so that a netcat user sees the text protocol's error.
+    /// incomplete). A line over `max_line` whose end is nowhere in `buf` is
+    /// [`Dialect::Inline`], as Redis takes any line that does not start with
+    /// `*`: its dialect cannot be known, and of the two errors only Redis's
+    /// can be read by both a program (a RESP error) and a person.
     pub fn of(buf: &[u8], limits: &Limits) -> Dialect {
         if buf.first() == Some(&b'*') {
             return Dialect::Resp;
@@ -65,11 +67,13 @@ impl Dialect {
     }
 
     /// The dialect of a line too long to be a request: by its end if it is
-    /// buffered past the limit (looked for only on this error path), else text.
+    /// buffered past the limit (looked for only on this error path), else
+    /// inline (see [`Dialect::of`]; Redis's protocol test sends such lines,
+    /// `\x00` or `$\x00` then bytes without end, and wants its error).
     fn of_overlong_line(buf: &[u8]) -> Dialect {
         match memchr::memchr(b'\n', buf) {
             Some(nl) => Dialect::of_line(buf, nl),
-            None => Dialect::Text,
+            None => Dialect::Inline,
         }
     }
 
@@ -266,7 +270,9 @@ pub enum Parsed {
 /// and closes: past a framing error the stream cannot be trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtoError {
-    /// A text line or RESP header longer than `max_line`.
+    /// A text-protocol line longer than `max_line` (an inline line or a
+    /// RESP header has Redis's words for it: [`inline::TOO_BIG`],
+    /// [`resp::MBULK_TOO_BIG`]).
     LineTooLong,
     /// A bulk string longer than `max_bulk`.
     BulkTooLong,
@@ -326,11 +332,17 @@ mod tests {
     }
 
     #[test]
-    fn an_overlong_line_is_told_by_its_end_when_it_is_here() {
+    fn an_overlong_line_is_told_by_its_end_or_else_is_inline() {
         let limits = Limits { max_line: 8, ..Limits::default() };
         let mut argv = Argv::new();
         let long = b"GET 0123456789";
-        assert_eq!(parse(long, &mut argv, &limits), (Dialect::Text, Err(ProtoError::LineTooLong)));
+        // Its end not here: Redis's error, as Redis would answer it.
+        assert_eq!(parse(long, &mut argv, &limits), (Dialect::Inline, Err(inline::TOO_BIG)));
+        assert_eq!(parse(b"\x00AAAAAAAAAAA", &mut argv, &limits), (Dialect::Inline, Err(inline::TOO_BIG)));
+        assert_eq!(parse(b"$\x00AAAAAAAAAA", &mut argv, &limits), (Dialect::Inline, Err(inline::TOO_BIG)));
+        assert_eq!(Dialect::of(long, &limits), Dialect::Inline);
+        // Shorter than the limit, it may still end either way: incomplete.
+        assert_eq!(parse(b"GET 0", &mut argv, &limits), (Dialect::Text, Ok(Parsed::Incomplete)));
         let crlf = [long.as_slice(), b"\r\n"].concat();
         assert_eq!(parse(&crlf, &mut argv, &limits), (Dialect::Inline, Err(inline::TOO_BIG)));
         let lf = [long.as_slice(), b"\n"].concat();

@@ -18,9 +18,12 @@
 //!   Redis does: an argument is bytes, a span cannot say "null".
 //! - Only bulk strings may follow `*N`; a nested array is an error.
 //! - A header line (`*N` or `$len`, its type byte included, CRLF excluded)
-//!   longer than `max_line` is [`ProtoError::LineTooLong`] as soon as that
-//!   many bytes are buffered without a CR, so a peer cannot make us wait on
-//!   an endless header. CR must be followed by LF.
+//!   longer than `max_line` is refused as soon as that many bytes are
+//!   buffered without a CR, so a peer cannot make us wait on an endless
+//!   header: [`MBULK_TOO_BIG`] or [`BULK_TOO_BIG`], Redis's words (Redis
+//!   refuses at 64 KiB, `max_line` is 1 MiB by default).
+//! - CR must be followed by LF, and a bulk string's bytes by CRLF (Redis
+//!   skips the two bytes unread; a stream that breaks them is refused here).
 //!
 //! There is no separate completeness pre-check: the parse itself is one pass
 //! over the headers that jumps over bulk bodies, so checking first would
@@ -77,6 +80,12 @@ fn or_fail<T>(r: Res<'_, T>, e: ProtoError) -> Res<'_, T> {
     })
 }
 
+/// A `*N` header over `max_line` without its CR, in Redis's words.
+pub const MBULK_TOO_BIG: ProtoError = ProtoError::Malformed("too big mbulk count string");
+
+/// A `$len` header over `max_line` without its CR, in Redis's words.
+pub const BULK_TOO_BIG: ProtoError = ProtoError::Malformed("too big bulk count string");
+
 /// How far [`header`] looks for the CR by hand before calling memchr.
 const SHORT_LINE: usize = 24;
 
@@ -101,7 +110,7 @@ fn header<'a>(i: &'a [u8], tag: char, expected: &'static str, max_line: usize) -
             let (rest, _) = or_fail(crlf(&i[cr..]), ProtoError::Malformed("expected CRLF"))?;
             Ok((rest, &text[..cr - 1]))
         }
-        None if i.len() > max_line => fail(ProtoError::LineTooLong),
+        None if i.len() > max_line => fail(if tag == '*' { MBULK_TOO_BIG } else { BULK_TOO_BIG }),
         None => Err(nom::Err::Incomplete(Needed::Unknown)),
     }
 }
@@ -765,17 +774,17 @@ mod tests {
         assert_eq!(run(&line, &l), Ok(None));
         // A 17th byte without CR: too long, whatever comes next.
         line.push(b'1');
-        assert_err(&line, &l, ProtoError::LineTooLong);
+        assert_err(&line, &l, MBULK_TOO_BIG);
         let mut line = b"*1\r\n$".to_vec();
         line.extend_from_slice(&[b'9'; 100]);
-        assert_err(&line, &l, ProtoError::LineTooLong);
+        assert_err(&line, &l, BULK_TOO_BIG);
         // Garbage that never sends a CR is also cut off.
-        assert_err(&[b'*'; 1000], &l, ProtoError::LineTooLong);
+        assert_err(&[b'*'; 1000], &l, MBULK_TOO_BIG);
         // Exactly max_line bytes before the CRLF is fine.
         let mut ok = b"*1\r\n$000000000000003\r\nfoo\r\n".to_vec();
         assert_eq!(run(&ok, &l), Ok(Some((ok.len(), owned(&[b"foo"])))));
         ok.insert(5, b'0');
-        assert_err(&ok, &l, ProtoError::LineTooLong);
+        assert_err(&ok, &l, BULK_TOO_BIG);
         // Past the first bytes scanned by hand, memchr finds the CR...
         let l = Limits { max_line: 100, ..Limits::default() };
         let mut long = b"*".to_vec();
@@ -789,9 +798,11 @@ mod tests {
         long.extend_from_slice(&[b'7'; 99]);
         assert_eq!(run(&long, &l), Ok(None));
         long.push(b'7');
-        assert_err(&long, &l, ProtoError::LineTooLong);
+        assert_err(&long, &l, BULK_TOO_BIG);
         long.extend_from_slice(b"\r\n");
-        assert_err(&long, &l, ProtoError::LineTooLong);
+        assert_err(&long, &l, BULK_TOO_BIG);
+        assert_eq!(MBULK_TOO_BIG.to_string(), "too big mbulk count string");
+        assert_eq!(BULK_TOO_BIG.to_string(), "too big bulk count string");
     }
 
     #[test]

@@ -68,19 +68,23 @@ pub fn subcommand(cx: &mut Ctx<'_>, parent: &str, subs: &'static [CommandSpec]) 
     let mut nb = [0u8; 24];
     let name = upper(cx.args.get(1), &mut nb);
     let found = subs.iter().find(|s| sub_name(s).as_bytes() == name).and_then(|s| s.resp.map(|run| (s, run)));
+    let before = cx.out.len();
     let Some((spec, run)) = found else {
         let arg = cx.args.get(1);
         let arg = String::from_utf8_lossy(&arg[..arg.len().min(128)]);
         resp::error(cx.out, format!("ERR unknown subcommand '{arg}'. Try {parent} HELP.").as_bytes());
+        cx.node.stats.cmdstats.error(&cx.out[before..]);
         return Flow::Continue;
     };
     if !spec.arity_ok(cx.args.len()) {
         wrong_args(cx.out, spec.name);
+        cx.node.stats.cmdstats.count(spec, true, &cx.out[before..]);
         return Flow::Continue;
     }
     // Set before it runs, so that CLIENT LIST shows it for the caller.
     cx.session.last_cmd = spec.name;
     let flow = run(cx);
+    cx.node.stats.cmdstats.count(spec, false, &cx.out[before..]);
     cx.node.ran(cx.session, spec, cx.args);
     flow
 }
@@ -350,7 +354,19 @@ fn syntax_error(out: &mut Vec<u8>) -> Flow {
 /// key positions.
 fn getkeys(cx: &mut Ctx<'_>) -> Flow {
     let (a, out) = (cx.args, &mut *cx.out);
-    let Some(c) = lookup_full(a.get(2)) else {
+    // A container's keys are its subcommand's (MEMORY USAGE key), as Redis
+    // looks a command up from its arguments; a container alone is a wrong
+    // argument count, as Redis has it.
+    let c = lookup_full(a.get(2));
+    if c.is_some_and(|c| !c.subs.is_empty()) && a.len() < 4 {
+        wrong_args(out, "COMMAND|GETKEYS");
+        return Flow::Continue;
+    }
+    let c = c.and_then(|c| match c.subs {
+        [] => Some(c),
+        subs => subs.iter().find(|s| sub_name(s).as_bytes().eq_ignore_ascii_case(a.get(3))),
+    });
+    let Some(c) = c else {
         resp::error(out, b"ERR Invalid command specified");
         return Flow::Continue;
     };

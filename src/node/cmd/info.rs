@@ -4,13 +4,14 @@
 //! true counterpart; kvstore's own figures are prefixed `kvstore_`.
 //!
 //! Sections, in Redis's order: Server, Clients, Memory, Persistence,
-//! Stats, Replication, CPU, Modules, Cluster, Keyspace. `INFO` alone,
-//! `default`, `all` and `everything` give them all (kvstore has no
-//! command, error or latency stats, which are the sections `all` adds in
-//! Redis); names are matched in any case, unknown ones select nothing.
+//! Stats, Replication, CPU, Modules, Commandstats, Errorstats, Cluster,
+//! Keyspace. `INFO` alone and `default` give all but Commandstats and
+//! Errorstats, which `all` and `everything` add, as in Redis (kvstore has
+//! no latency stats, the third section they add in Redis); names are
+//! matched in any case, unknown ones select nothing.
 
 use super::server::is_up;
-use super::{Ctx, Flow, REDIS_VERSION};
+use super::{COMMANDS, CommandSpec, Ctx, Flow, REDIS_VERSION};
 use crate::node::Node;
 use crate::node::stats::{cpu_seconds, total_system_memory};
 use crate::proto::resp;
@@ -24,23 +25,53 @@ pub fn info(cx: &mut Ctx<'_>) -> Flow {
 }
 
 /// The sections, lower-case, in output order.
-const SECTIONS: [&str; 10] =
-    ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "cluster", "keyspace"];
+const SECTIONS: [&str; 12] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
 
-/// Which of [`SECTIONS`] the arguments ask for (all when none).
+/// The sections `INFO`, `INFO default` give: all but the per-command and
+/// per-error ones, which can be long.
+const DEFAULT: [bool; SECTIONS.len()] = {
+    let mut d = [true; SECTIONS.len()];
+    d[8] = false;
+    d[9] = false;
+    d
+};
+
+/// Which of [`SECTIONS`] the arguments ask for (the default ones when none).
 fn select<'a>(args: impl Iterator<Item = &'a [u8]>) -> [bool; SECTIONS.len()] {
     let mut sel = [false; SECTIONS.len()];
     let mut any = false;
     for a in args {
         any = true;
         let a = a.to_ascii_lowercase();
-        if matches!(a.as_slice(), b"all" | b"everything" | b"default") {
-            sel = [true; SECTIONS.len()];
-        } else if let Some(i) = SECTIONS.iter().position(|s| s.as_bytes() == a) {
-            sel[i] = true;
+        let add = match a.as_slice() {
+            b"all" | b"everything" => [true; SECTIONS.len()],
+            b"default" => DEFAULT,
+            _ => {
+                let mut one = [false; SECTIONS.len()];
+                if let Some(i) = SECTIONS.iter().position(|s| s.as_bytes() == a) {
+                    one[i] = true;
+                }
+                one
+            }
+        };
+        for (s, a) in sel.iter_mut().zip(add) {
+            *s |= a;
         }
     }
-    if any { sel } else { [true; SECTIONS.len()] }
+    if any { sel } else { DEFAULT }
 }
 
 type Fields = Vec<(String, String)>;
@@ -64,6 +95,8 @@ fn render(node: &Node, sel: &[bool; SECTIONS.len()]) -> String {
         ("Replication", replication),
         ("CPU", cpu),
         ("Modules", |_| Vec::new()),
+        ("Commandstats", |n| n.stats.cmdstats.commandstats()),
+        ("Errorstats", |n| n.stats.cmdstats.errorstats()),
         ("Cluster", |_| vec![f("cluster_enabled", 0)]),
         ("Keyspace", keyspace),
     ];
@@ -331,6 +364,108 @@ fn keyspace(node: &Node) -> Fields {
     }
 }
 
+/// Per-command counts for INFO's Commandstats and Errorstats, of the
+/// commands run over RESP and inline (see [`super::run_resp`]): calls,
+/// calls that replied an error, calls refused before they ran (wrong
+/// argument count, NOAUTH), and replies per error code.
+///
+/// kvstore does not time commands: a clock read per command would cost the
+/// GET/SET path more than the count, so `usec` and `usec_per_call` are 0.
+#[derive(Debug, Default)]
+pub struct CommandStats {
+    /// Per entry of [`COMMANDS`], by its index (grown once, on first use).
+    top: Vec<Calls>,
+    /// Subcommands (`CLIENT|LIST`, ...): few, and off the hot path.
+    subs: Vec<(&'static str, Calls)>,
+    /// Error replies per error code (the reply's first word), at most
+    /// [`MAX_ERROR_CODES`] of them, as Redis keeps.
+    errors: Vec<(String, u64)>,
+}
+
+/// Most error codes Errorstats keeps (Redis's limit): past it, replies
+/// with a new code are not counted.
+const MAX_ERROR_CODES: usize = 128;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Calls {
+    calls: u64,
+    failed: u64,
+    rejected: u64,
+}
+
+impl CommandStats {
+    /// Counts a call of `spec` whose reply is `reply`: refused before it ran
+    /// if `rejected`, else run (and failed if it replied an error).
+    #[inline]
+    pub fn count(&mut self, spec: &'static CommandSpec, rejected: bool, reply: &[u8]) {
+        let failed = reply.first() == Some(&b'-');
+        let c = self.calls_of(spec);
+        if rejected {
+            c.rejected += 1;
+        } else {
+            c.calls += 1;
+            c.failed += u64::from(failed);
+        }
+        if failed {
+            self.error(reply);
+        }
+    }
+
+    /// Counts the error reply at the start of `reply` under its code.
+    #[cold]
+    pub fn error(&mut self, reply: &[u8]) {
+        let Some(body) = reply.strip_prefix(b"-") else { return };
+        let end = body.iter().position(|&c| c == b' ' || c == b'\r').unwrap_or(body.len());
+        let code = String::from_utf8_lossy(&body[..end]);
+        if let Some((_, n)) = self.errors.iter_mut().find(|(c, _)| *c == code) {
+            *n += 1;
+        } else if self.errors.len() < MAX_ERROR_CODES {
+            self.errors.push((code.into_owned(), 1));
+        }
+    }
+
+    /// The counts of `spec`: by its index if it is an entry of [`COMMANDS`]
+    /// (found from its address, no search), else among the subcommands.
+    fn calls_of(&mut self, spec: &'static CommandSpec) -> &mut Calls {
+        let size = std::mem::size_of::<CommandSpec>();
+        let i = (spec as *const CommandSpec as usize).wrapping_sub(COMMANDS.as_ptr() as usize) / size;
+        if COMMANDS.get(i).is_some_and(|c| std::ptr::eq(c, spec)) {
+            if self.top.len() < COMMANDS.len() {
+                self.top.resize(COMMANDS.len(), Calls::default());
+            }
+            return &mut self.top[i];
+        }
+        let at = match self.subs.iter().position(|(n, _)| *n == spec.name) {
+            Some(at) => at,
+            None => {
+                self.subs.push((spec.name, Calls::default()));
+                self.subs.len() - 1
+            }
+        };
+        &mut self.subs[at].1
+    }
+
+    /// The Commandstats fields: one per command called or refused.
+    fn commandstats(&self) -> Fields {
+        let top = COMMANDS.iter().map(|c| c.name).zip(self.top.iter().copied());
+        top.chain(self.subs.iter().copied())
+            .filter(|(_, c)| *c != Calls::default())
+            .map(|(name, c)| {
+                let v = format!(
+                    "calls={},usec=0,usec_per_call=0.00,rejected_calls={},failed_calls={}",
+                    c.calls, c.rejected, c.failed
+                );
+                (format!("cmdstat_{}", name.to_ascii_lowercase()), v)
+            })
+            .collect()
+    }
+
+    /// The Errorstats fields: one per error code replied.
+    fn errorstats(&self) -> Fields {
+        self.errors.iter().map(|(code, n)| (format!("errorstat_{code}"), format!("count={n}"))).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,14 +477,56 @@ mod tests {
 
     #[test]
     fn sections_are_selected_as_redis_does() {
-        assert_eq!(sel(&[]).len(), SECTIONS.len());
-        assert_eq!(sel(&["default"]).len(), SECTIONS.len());
+        assert_eq!(sel(&[]).len(), SECTIONS.len() - 2);
+        assert_eq!(sel(&["default"]), sel(&[]));
+        assert!(!sel(&[]).contains(&"commandstats") && !sel(&[]).contains(&"errorstats"));
         assert_eq!(sel(&["ALL"]), sel(&["everything"]));
+        assert_eq!(sel(&["all"]).len(), SECTIONS.len());
+        assert_eq!(sel(&["cpu", "default"]), sel(&["default"]));
+        assert_eq!(sel(&["commandSTATS"]), ["commandstats"]);
         assert_eq!(sel(&["Keyspace", "server"]), ["server", "keyspace"], "in Redis's order, any case");
         assert_eq!(sel(&["cluster"]), ["cluster"]);
         assert!(sel(&["nosuch"]).is_empty());
-        assert!(sel(&["commandstats"]).is_empty(), "not kept by kvstore");
+        assert!(sel(&["latencystats"]).is_empty(), "not kept by kvstore");
         assert_eq!(sel(&["nosuch", "cpu", "cpu"]), ["cpu"]);
+    }
+
+    fn spec(name: &str) -> &'static CommandSpec {
+        super::super::lookup(name.as_bytes()).expect(name)
+    }
+
+    #[test]
+    fn command_stats_count_calls_failures_refusals_and_error_codes() {
+        let mut s = CommandStats::default();
+        assert!(s.commandstats().is_empty() && s.errorstats().is_empty());
+        s.count(spec("GET"), false, b"$1\r\nv\r\n");
+        s.count(spec("GET"), false, b"$-1\r\n");
+        s.count(spec("INCR"), false, b"-ERR value is not an integer or out of range\r\n");
+        s.count(spec("GET"), true, b"-ERR wrong number of arguments for 'get' command\r\n");
+        s.count(spec("SET"), false, b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+        let client = spec("CLIENT").subs.iter().find(|c| c.name == "CLIENT|ID").unwrap();
+        s.count(client, false, b":7\r\n");
+        s.error(b"-ERR unknown command 'LPUSH'\r\n");
+        let rows = s.commandstats();
+        let row = |n: &str| rows.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(row("cmdstat_get"), Some("calls=2,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0"));
+        assert_eq!(row("cmdstat_incr"), Some("calls=1,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=1"));
+        assert_eq!(row("cmdstat_client|id"), Some("calls=1,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=0"));
+        assert_eq!(row("cmdstat_del"), None, "never called");
+        assert_eq!(rows.len(), 4);
+        let errors = s.errorstats();
+        assert_eq!(errors, [f("errorstat_ERR", "count=3"), f("errorstat_WRONGTYPE", "count=1")]);
+    }
+
+    #[test]
+    fn error_codes_are_capped() {
+        let mut s = CommandStats::default();
+        for i in 0..MAX_ERROR_CODES + 10 {
+            s.error(format!("-E{i} x\r\n").as_bytes());
+        }
+        s.error(b"-E0\r\n");
+        assert_eq!(s.errorstats().len(), MAX_ERROR_CODES);
+        assert_eq!(s.errorstats()[0], f("errorstat_E0", "count=2"));
     }
 
     #[test]

@@ -13,7 +13,9 @@
 
 use std::hash::BuildHasher;
 
-use super::{Ctx, Flow, glob, refused, upper, wrong_args};
+use super::command::{help_reply, subcommand};
+use super::flag::{LOADING, READONLY, STALE};
+use super::{CommandSpec, Ctx, Flow, glob, refused};
 use crate::node::Node;
 use crate::node::write::Refused;
 use crate::proto::resp;
@@ -455,59 +457,58 @@ pub fn memory_usage(key: &[u8], value: &[u8]) -> u64 {
     SLOT_BYTES + heap_block((key.len() + value.len()) as u64)
 }
 
-const MEMORY_HELP: &[&str] = &[
-    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "USAGE <key> [SAMPLES <count>]",
-    "    Return memory in bytes used by <key> and its value (an estimate; SAMPLES",
-    "    is accepted and has no effect, since values are flat strings).",
-    "HELP",
-    "    Prints this help.",
+/// MEMORY's subcommands: USAGE (its key is argument 2, as COMMAND GETKEYS
+/// says) and HELP.
+pub static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::resp("MEMORY|USAGE", -3, READONLY, (2, 2, 1), memory_usage_cmd)
+        .doc("Estimates the memory usage of a key.", "4.0.0", "server")
+        .complexity("O(N) where N is the number of samples."),
+    CommandSpec::sub("MEMORY|HELP", 2, LOADING | STALE, memory_help)
+        .doc("Returns helpful text about the different subcommands.", "4.0.0", "server")
+        .complexity("O(1)"),
 ];
 
-/// `MEMORY USAGE key [SAMPLES count]` and `MEMORY HELP`.
+/// `MEMORY <subcommand> ...`.
 pub fn memory(cx: &mut Ctx<'_>) -> Flow {
+    subcommand(cx, "MEMORY", MEMORY_SUBCOMMANDS)
+}
+
+/// `MEMORY USAGE key [SAMPLES count]`.
+fn memory_usage_cmd(cx: &mut Ctx<'_>) -> Flow {
     let (a, r3, out) = (cx.args, cx.resp3(), &mut *cx.out);
-    let mut sb = [0u8; 24];
-    match upper(a.get(1), &mut sb) {
-        b"USAGE" if a.len() < 3 => wrong_args(out, "memory|usage"),
-        b"USAGE" => {
-            let mut i = 3;
-            while i < a.len() {
-                if !a.get(i).eq_ignore_ascii_case(b"SAMPLES") || i + 1 >= a.len() {
-                    resp::error(out, b"ERR syntax error");
-                    return Flow::Continue;
-                }
-                match resp::parse_int(a.get(i + 1)) {
-                    None => {
-                        resp::error(out, b"ERR value is not an integer or out of range");
-                        return Flow::Continue;
-                    }
-                    Some(n) if n < 0 => {
-                        resp::error(out, b"ERR syntax error");
-                        return Flow::Continue;
-                    }
-                    Some(_) => i += 2,
-                }
-            }
-            let key = a.get(2);
-            match cx.node.store.get(key) {
-                Some(v) => resp::int(out, memory_usage(key, v) as i64),
-                None => resp::null(out, r3),
-            }
+    let mut i = 3;
+    while i < a.len() {
+        if !a.get(i).eq_ignore_ascii_case(b"SAMPLES") || i + 1 >= a.len() {
+            resp::error(out, b"ERR syntax error");
+            return Flow::Continue;
         }
-        b"HELP" if a.len() != 2 => wrong_args(out, "memory|help"),
-        b"HELP" => {
-            resp::array(out, MEMORY_HELP.len());
-            for l in MEMORY_HELP {
-                resp::simple(out, l.as_bytes());
+        match resp::parse_int(a.get(i + 1)) {
+            None => {
+                resp::error(out, b"ERR value is not an integer or out of range");
+                return Flow::Continue;
             }
-        }
-        _ => {
-            let sub = a.get(1);
-            let sub = String::from_utf8_lossy(&sub[..sub.len().min(128)]);
-            resp::error(out, format!("ERR unknown subcommand '{sub}'. Try MEMORY HELP.").as_bytes());
+            Some(n) if n < 0 => {
+                resp::error(out, b"ERR syntax error");
+                return Flow::Continue;
+            }
+            Some(_) => i += 2,
         }
     }
+    let key = a.get(2);
+    match cx.node.store.get(key) {
+        Some(v) => resp::int(out, memory_usage(key, v) as i64),
+        None => resp::null(out, r3),
+    }
+    Flow::Continue
+}
+
+fn memory_help(cx: &mut Ctx<'_>) -> Flow {
+    let lines: &[&str] = &[
+        "USAGE <key> [SAMPLES <count>]",
+        "    Return memory in bytes used by <key> and its value (an estimate; SAMPLES",
+        "    is accepted and has no effect, since values are flat strings).",
+    ];
+    help_reply(cx.out, "MEMORY", lines);
     Flow::Continue
 }
 

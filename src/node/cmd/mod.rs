@@ -306,7 +306,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::resp("RENAMENX", 3, WRITE | FAST, (1, 2, 1), keys::renamenx),
     CommandSpec::resp("COPY", -3, WRITE | DENYOOM, (1, 2, 1), keys::copy),
-    CommandSpec::resp("MEMORY", -2, 0, NOKEYS, keys::memory),
+    CommandSpec::resp("MEMORY", -2, 0, NOKEYS, keys::memory).with_subs(keys::MEMORY_SUBCOMMANDS),
     // Strings.
     CommandSpec::resp("MGET", -2, READONLY | FAST, ALL_KEYS, strings::mget),
     CommandSpec::resp("MSET", -3, WRITE | DENYOOM, (1, -1, 2), strings::mset),
@@ -503,6 +503,7 @@ pub(super) fn dispatch(
 /// Runs a RESP request: queued if a transaction is open, else checked
 /// against its entry and handled.
 pub(super) fn run_resp(cx: &mut Ctx<'_>) -> Flow {
+    let before = cx.out.len();
     let mut nb = [0u8; 24];
     let found = lookup(upper(cx.args.get(0), &mut nb)).and_then(|s| s.resp.map(|run| (s, run)));
     if cx.session.multi.is_some() && found.is_none_or(|(s, _)| s.flags & TX_CONTROL == 0) {
@@ -511,13 +512,16 @@ pub(super) fn run_resp(cx: &mut Ctx<'_>) -> Flow {
     }
     let Some((spec, run)) = found else {
         unknown_command(cx.out, cx.args);
+        cx.node.stats.cmdstats.error(&cx.out[before..]);
         return Flow::Continue;
     };
     if !spec.arity_ok(cx.args.len()) {
         wrong_args(cx.out, spec.name);
+        cx.node.stats.cmdstats.count(spec, true, &cx.out[before..]);
         return Flow::Continue;
     }
     if let Some(flow) = auth::gate(cx, spec, true) {
+        cx.node.stats.cmdstats.count(spec, true, &cx.out[before..]);
         return flow;
     }
     if cx.node.leader_mode()
@@ -526,6 +530,10 @@ pub(super) fn run_resp(cx: &mut Ctx<'_>) -> Flow {
         return flow;
     }
     let flow = run(cx);
+    // A container's (CLIENT, CONFIG) subcommand counts itself, as Redis shows it.
+    if spec.subs.is_empty() {
+        cx.node.stats.cmdstats.count(spec, false, &cx.out[before..]);
+    }
     cx.node.ran(cx.session, spec, cx.args);
     flow
 }
