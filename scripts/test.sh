@@ -2,7 +2,9 @@
 # Runs kvstore's tests. The integration tests drive the real server with
 # real Redis clients, so this first installs what is missing: redis-tools
 # (redis-cli, redis-benchmark), redis-server and openssl from Debian's packages,
-# and redis-py from PyPI.
+# and redis-py from PyPI. With no arguments it then runs Redis's own Tcl units
+# (scripts/redis-tcl.sh) and redis-py's command tests (scripts/redis-py-suite.sh)
+# against the server; with arguments, only `cargo test ARGS`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +20,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 if ! python3 -c 'import redis' 2>/dev/null; then
   echo "installing redis-py (pip)" >&2
-  python3 -m pip install -q redis
+  # Debian's own Python refuses pip installs outside a venv (PEP 668).
+  python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis
 fi
 
 cargo test "$@"
+if [ $# -eq 0 ]; then
+  # Redis's own Tcl units against the debug server the tests built: every
+  # test not on the script's skip list (other data types, Lua, OBJECT...)
+  # must pass.
+  SERVER=target/debug/kvstore-server scripts/redis-tcl.sh
+  # redis-py's own command tests for strings, keys, expiry and server
+  # commands (RESP2 and RESP3), less the script's skip list.
+  SERVER=target/debug/kvstore-server scripts/redis-py-suite.sh
+fi
