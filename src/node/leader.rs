@@ -12,6 +12,7 @@
 //! still leads). The driver holds such replies in the connection's output
 //! and writes nothing past the first one still waiting.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -68,6 +69,33 @@ pub enum Settled {
     /// It can no longer be confirmed (leadership lost, timed out): the
     /// replies become "outcome unknown" and the connection is closed.
     Unknown,
+}
+
+/// What [`Node::settle_waits`] did to one connection's replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SettledConn {
+    /// Some replies may now be written (released, or replaced by an error).
+    pub released: bool,
+    /// The connection must be closed once its output is written (what
+    /// followed the failed reply in a pipeline may have depended on it).
+    pub close: bool,
+}
+
+/// Adds `w`, a batch's [`super::Processed::wait`], to a connection's waits
+/// (in output order), folded into the last one if that was made in the
+/// same loop iteration. Returns whether the connection had none before
+/// (the driver then lists it among the waiting).
+pub fn push_wait(waits: &mut VecDeque<Wait>, w: Wait) -> bool {
+    match waits.back_mut() {
+        Some(last) if last.iteration == w.iteration => {
+            last.merge(&w);
+            false
+        }
+        _ => {
+            waits.push_back(w);
+            waits.len() == 1
+        }
+    }
 }
 
 /// `ERROR TIMEOUT outcome unknown` / `-TIMEOUT outcome unknown`.
@@ -261,6 +289,48 @@ impl Node {
             return Settled::Waiting;
         }
         Settled::Ready
+    }
+
+    /// Settles one connection's `waits` (front first) against its output
+    /// `out`, of which `written` bytes are sent: releases the replies whose
+    /// majority is there; replaces by an error (and asks to close) the
+    /// first that can no longer get it (leadership lost,
+    /// `--request-timeout-ms`: outcome unknown) or whose writes this
+    /// iteration's failed log commit rolled back (`commit_failed`: not
+    /// applied), dropping the replies after it. The driver writes nothing
+    /// of `out` past the first wait still there.
+    pub fn settle_waits(
+        &self,
+        waits: &mut VecDeque<Wait>,
+        out: &mut Vec<u8>,
+        written: usize,
+        commit_failed: bool,
+        now: Instant,
+    ) -> SettledConn {
+        let mut s = SettledConn::default();
+        while let Some(w) = waits.front() {
+            if commit_failed && w.iteration == self.iteration {
+                out.truncate(w.at.max(written));
+                w.dialect.error(out, "log write failed; the write was not applied");
+            } else {
+                match self.settle_wait(w, now) {
+                    Settled::Ready => {
+                        waits.pop_front();
+                        s.released = true;
+                        continue;
+                    }
+                    Settled::Waiting => return s,
+                    Settled::Unknown => {
+                        out.truncate(w.at.max(written));
+                        outcome_unknown(out, w.dialect);
+                    }
+                }
+            }
+            waits.clear();
+            s.released = true;
+            s.close = true;
+        }
+        s
     }
 
     /// The loop iteration (see [`Wait::iteration`]).
