@@ -339,16 +339,21 @@ impl Node {
     }
 
     /// After a command ran on a leader: the wait its reply needs, if any
-    /// (`wrote`: it staged a write).
+    /// (`wrote`: it staged a write). Only a write of the leader's own
+    /// waits for a majority: a peer's frame (its catch-up scan, its
+    /// `REPL_SYNCED`) also stages writes, but its reply is an
+    /// acknowledgement on the link, which must not wait for (or time out
+    /// on) the commit point, nor move the counter that reads wait for.
     pub(super) fn leader_wait(&mut self, at: usize, dialect: Dialect, wrote: bool) -> Option<Wait> {
         let read = std::mem::take(&mut self.read_barrier);
+        let own = self.repl.take_local_write().filter(|_| wrote);
         let e = self.repl.election.as_mut().filter(|e| e.leading())?;
-        if !wrote && !read {
+        if own.is_none() && !read {
             return None;
         }
         let round = if read { e.read_round() } else { 0 };
-        if wrote {
-            self.leader_wrote = self.store.clock();
+        if let Some(counter) = own {
+            self.leader_wrote = self.leader_wrote.max(counter);
         }
         Some(Wait {
             at,

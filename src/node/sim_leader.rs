@@ -1318,3 +1318,19 @@ proptest! {
         check(5, &steps)?;
     }
 }
+
+/// A new leader answers reads before it has written anything. It used to
+/// time them out: the `REPL_SYNCED` that made it leader (a peer's frame,
+/// which stages a watermark record) counted as a write of its own, so its
+/// reply on the voter's link waited for a majority (and failed the link
+/// with `-TIMEOUT` after `--request-timeout-ms`), and every read waited
+/// for a commit point at the new epoch's first counter, which no follower
+/// acknowledges until the leader's first write.
+#[test]
+fn a_new_leader_answers_reads_before_its_first_write() {
+    let mut sim = LeaderSim::new(3);
+    sim.one_leader();
+    assert!(sim.probe_round(&[(false, 0)]), "a GET through every node failed: {:?}", sim.failure);
+    assert!(sim.probe_round(&[(false, 1)]), "{:?}", sim.failure);
+    assert!(sim.failure.is_none(), "{:?}", sim.failure);
+}

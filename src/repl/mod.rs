@@ -62,6 +62,9 @@ pub struct Replicator {
     batch: Vec<u8>,
     /// Counter of the last local write in `batch`.
     batch_last: u64,
+    /// Counter of a local write staged since [`Replicator::take_local_write`]
+    /// was last called.
+    local_write: Option<u64>,
     /// `--peer-queue-limit`.
     queue_limit: usize,
     /// The password a peer wants before `REPLHELLO` (`--requirepass`; the
@@ -94,6 +97,7 @@ impl Replicator {
             progress,
             batch: Vec::new(),
             batch_last: 0,
+            local_write: None,
             queue_limit,
             password: None,
             election: None,
@@ -117,10 +121,17 @@ impl Replicator {
 
     /// A local write was staged: its frame goes to the links once logged.
     pub fn queue_write(&mut self, rec: &Record<'_>) {
+        self.local_write = Some(rec.version.counter());
         if self.has_peers() {
             wire::record_frame(&mut self.batch, rec);
             self.batch_last = rec.version.counter();
         }
+    }
+
+    /// The counter of the last local write (one of this node's own, not a
+    /// peer's it applied) staged since the last call, if any.
+    pub fn take_local_write(&mut self) -> Option<u64> {
+        self.local_write.take()
     }
 
     /// The log took this iteration's writes.
