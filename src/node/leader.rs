@@ -226,6 +226,12 @@ impl Node {
     /// The loop's turn for the election (in `before_sleep`, after the log
     /// commit): timeouts, elections, heartbeats.
     pub(super) fn election_tick(&mut self, now: Instant) {
+        // A link dropped while fed (its queue over the limit) lost its
+        // forwards: their clients are answered now.
+        let mut lost = std::mem::take(&mut self.forwarded);
+        self.repl.take_lost_forwards(&mut lost);
+        self.forwards_answered(&mut lost);
+        self.forwarded = lost;
         let Some(e) = self.repl.election.as_ref() else { return };
         let (epoch, timeout) = (e.epoch, e.cfg.timeout);
         let reachable = self

@@ -1334,3 +1334,25 @@ fn a_new_leader_answers_reads_before_its_first_write() {
     assert!(sim.probe_round(&[(false, 1)]), "{:?}", sim.failure);
     assert!(sim.failure.is_none(), "{:?}", sim.failure);
 }
+
+/// Found by the simulation: a follower forwards a GET to a leader that is
+/// paused; the leader resumes, steps down, and its unconfirmable reply
+/// ends as `-TIMEOUT` on the link, which fails it. The forward stayed in
+/// the link's queue, so the reply to the next forward on the new
+/// connection went to the first client, and the second client's GET
+/// timed out.
+#[test]
+fn a_forward_lost_with_its_link_does_not_take_the_next_ones_reply() {
+    use Step::*;
+    let steps = [
+        Cut { node: 1, link: 0 },
+        Run { ms: 108 },
+        Crash { node: 1 },
+        Pause { node: 2 },
+        Request { node: 0, text: false, ops: vec![(false, 0)] },
+        Run { ms: 21 },
+        Latency { from: 2, to: 1, ms: 5 },
+        Run { ms: 79 },
+    ];
+    replay(3, &steps).unwrap();
+}

@@ -653,17 +653,23 @@ pub struct LinkVotes {
     pub heard: Option<Instant>,
     /// Requests forwarded on the link, by forward id, in order.
     pub forwards: VecDeque<u64>,
+    /// Requests that were forwarded on a connection that is gone: their
+    /// answers will never come (their clients get "outcome unknown"). They
+    /// must leave `forwards` with the connection, or the replies on the
+    /// next one would be matched with them, each client getting another's.
+    pub lost: Vec<u64>,
     /// Frames for the link decided between feeds (votes, heartbeats,
     /// forwarded requests).
     pub outbox: Vec<u8>,
 }
 
 impl LinkVotes {
-    /// The connection went: nothing in flight will be answered.
-    pub fn reset(&mut self) -> VecDeque<u64> {
+    /// The connection went: nothing in flight will be answered (the
+    /// forwards in flight are [`LinkVotes::lost`]).
+    pub fn reset(&mut self) {
         self.beats.clear();
         self.outbox.clear();
-        std::mem::take(&mut self.forwards)
+        self.lost.extend(self.forwards.drain(..));
     }
 }
 

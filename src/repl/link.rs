@@ -189,8 +189,7 @@ impl Link {
             log::debug!("peer {}: attempt failed ({why})", self.name);
         }
         self.sync_started = None;
-        self.votes.outbox.clear();
-        self.votes.beats.clear();
+        self.votes.reset();
         // The queue went with the connection; STATS must not show it as waiting.
         self.queued_bytes = 0;
         self.state = LinkState::Backoff { until: now + self.delay };
