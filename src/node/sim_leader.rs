@@ -1389,3 +1389,23 @@ fn a_forward_lost_with_its_link_does_not_take_the_next_ones_reply() {
     ];
     replay(3, &steps).unwrap();
 }
+
+/// Found by the simulation: a voter for a candidate that had led the
+/// previous epoch named it the leader of the new one before it won (and
+/// another node won it).
+#[test]
+fn a_voter_names_no_leader_of_an_epoch_before_its_heartbeat() {
+    use Step::*;
+    let steps = [
+        Crash { node: 2 },
+        Down { node: 3 },
+        Run { ms: 99 },
+        Quiet,
+        Pause { node: 0 },
+        Pause { node: 3 },
+        Run { ms: 20 },
+        Pause { node: 4 },
+        Run { ms: 100 },
+    ];
+    replay(5, &steps).unwrap();
+}

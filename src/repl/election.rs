@@ -356,6 +356,13 @@ impl Election {
         }
         if self.role != Role::Follower || self.leader.is_some_and(|l| l != from) {
             self.become_follower(None, now, &format!("node {from} runs in epoch {epoch}"));
+        } else if newer {
+            // Whoever led the older epoch (`from` itself, running again),
+            // nobody leads this one until its heartbeat says so; and this
+            // node does not run itself against the candidate it just heard.
+            self.leader = None;
+            self.last_heard = now;
+            self.next_try = now + self.jittered_timeout();
         }
     }
 
@@ -732,6 +739,25 @@ mod tests {
         assert!(!e.on_beat(3, 4, t), "a deposed leader's heartbeat");
         assert!(e.on_beat(2, 5, t));
         assert_eq!(e.leader, Some(2));
+    }
+
+    /// Found by the simulation (5 nodes): a follower of node 2 granted
+    /// node 2's request for a newer epoch and went on naming node 2 the
+    /// leader of that epoch, which node 2 had not won (another candidate
+    /// did, with the other votes), until that winner's heartbeat came.
+    #[test]
+    fn a_vote_for_the_old_leader_in_a_new_epoch_does_not_make_it_the_leader() {
+        let t = Instant::now();
+        let mut e = Election::new(cfg(), 1, 5, (4, None), t);
+        assert!(e.on_beat(2, 4, t));
+        assert_eq!(e.leader, Some(2));
+        let later = t + Duration::from_millis(50);
+        assert!(e.on_vote(2, 5, later, true));
+        assert_eq!((e.epoch, e.voted_for, e.leader), (5, Some(2), None), "node 2 only asked for epoch 5");
+        e.tick(later + Duration::from_millis(1), 4, 0, false);
+        assert_eq!(e.role, Role::Follower, "no election against the candidate it just granted");
+        assert!(e.on_beat(3, 5, later), "node 3 won epoch 5 with other votes");
+        assert_eq!(e.leader, Some(3));
     }
 
     #[test]
