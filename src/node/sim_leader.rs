@@ -1333,7 +1333,7 @@ fn check(n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(config(200))]
+    #![proptest_config(config(500))]
 
     /// Three nodes, any schedule: the checks of the module docs.
     #[test]
@@ -1343,7 +1343,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(40))]
+    #![proptest_config(config(100))]
 
     /// Five nodes, any schedule: the same checks.
     #[test]
