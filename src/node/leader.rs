@@ -12,6 +12,7 @@
 //! still leads). The driver holds such replies in the connection's output
 //! and writes nothing past the first one still waiting.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,6 +71,33 @@ pub enum Settled {
     /// It can no longer be confirmed (leadership lost, timed out): the
     /// replies become "outcome unknown" and the connection is closed.
     Unknown,
+}
+
+/// What [`Node::settle_waits`] did to one connection's replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SettledConn {
+    /// Some replies may now be written (released, or replaced by an error).
+    pub released: bool,
+    /// The connection must be closed once its output is written (what
+    /// followed the failed reply in a pipeline may have depended on it).
+    pub close: bool,
+}
+
+/// Adds `w`, a batch's [`super::Processed::wait`], to a connection's waits
+/// (in output order), folded into the last one if that was made in the
+/// same loop iteration. Returns whether the connection had none before
+/// (the driver then lists it among the waiting).
+pub fn push_wait(waits: &mut VecDeque<Wait>, w: Wait) -> bool {
+    match waits.back_mut() {
+        Some(last) if last.iteration == w.iteration => {
+            last.merge(&w);
+            false
+        }
+        _ => {
+            waits.push_back(w);
+            waits.len() == 1
+        }
+    }
 }
 
 /// `ERROR TIMEOUT outcome unknown` / `-TIMEOUT outcome unknown`.
@@ -182,6 +210,13 @@ impl Node {
                 Event::Leading { epoch } => {
                     // Versions of this epoch beat every version of older ones.
                     self.store.observe(election::epoch_counter(epoch));
+                    // What it holds may include writes of older epochs that
+                    // no majority has (a voter's, never acknowledged): every
+                    // follower catches up from it anew, and no reply leaves
+                    // until a majority has (see `leader_settled`).
+                    for li in 0..self.repl.links.len() {
+                        self.repl.resync(li, self.now);
+                    }
                     self.own_logged = self.store.clock();
                     self.leader_wrote = 0;
                     self.stats.role_changes += 1;
@@ -195,6 +230,12 @@ impl Node {
     /// The loop's turn for the election (in `before_sleep`, after the log
     /// commit): timeouts, elections, heartbeats.
     pub(super) fn election_tick(&mut self, now: Instant) {
+        // A link dropped while fed (its queue over the limit) lost its
+        // forwards: their clients are answered now.
+        let mut lost = std::mem::take(&mut self.forwarded);
+        self.repl.take_lost_forwards(&mut lost);
+        self.forwards_answered(&mut lost);
+        self.forwarded = lost;
         let Some(e) = self.repl.election.as_ref() else { return };
         let (epoch, timeout) = (e.epoch, e.cfg.timeout);
         let reachable = self
@@ -248,7 +289,7 @@ impl Node {
         if w.term != e.term || !e.leading() || now.saturating_duration_since(w.since) > e.cfg.request_timeout {
             return Settled::Unknown;
         }
-        if self.commit_point() < w.commit {
+        if self.commit_point() < w.commit || !self.leader_settled() {
             return Settled::Waiting;
         }
         if w.round > 0
@@ -260,6 +301,64 @@ impl Node {
             return Settled::Waiting;
         }
         Settled::Ready
+    }
+
+    /// Settles one connection's `waits` (front first) against its output
+    /// `out`, of which `written` bytes are sent: releases the replies whose
+    /// majority is there; replaces by an error (and asks to close) the
+    /// first that can no longer get it (leadership lost,
+    /// `--request-timeout-ms`: outcome unknown) or whose writes this
+    /// iteration's failed log commit rolled back (`commit_failed`: not
+    /// applied), dropping the replies after it. The driver writes nothing
+    /// of `out` past the first wait still there.
+    pub fn settle_waits(
+        &self,
+        waits: &mut VecDeque<Wait>,
+        out: &mut Vec<u8>,
+        written: usize,
+        commit_failed: bool,
+        now: Instant,
+    ) -> SettledConn {
+        let mut s = SettledConn::default();
+        while let Some(w) = waits.front() {
+            if commit_failed && w.iteration == self.iteration {
+                out.truncate(w.at.max(written));
+                w.dialect.error(out, "log write failed; the write was not applied");
+            } else {
+                match self.settle_wait(w, now) {
+                    Settled::Ready => {
+                        waits.pop_front();
+                        s.released = true;
+                        continue;
+                    }
+                    Settled::Waiting => return s,
+                    Settled::Unknown => {
+                        out.truncate(w.at.max(written));
+                        outcome_unknown(out, w.dialect);
+                    }
+                }
+            }
+            waits.clear();
+            s.released = true;
+            s.close = true;
+        }
+        s
+    }
+
+    /// Whether a majority (this leader included) holds everything this
+    /// leader held when it took office: followers whose catch-up scan,
+    /// begun while it led, is through and logged (they answered a heartbeat
+    /// sent after it). Until then no reply waits out, since a reply could
+    /// show an older epoch's write that a failover would lose.
+    pub fn leader_settled(&self) -> bool {
+        let Some(e) = self.repl.election.as_ref().filter(|e| e.leading()) else { return false };
+        let settled = self
+            .repl
+            .links
+            .iter()
+            .filter(|l| l.settle_round > 0 && l.votes.epoch == e.epoch && l.votes.confirmed >= l.settle_round)
+            .count();
+        settled + 1 >= e.majority()
     }
 
     /// The loop iteration (see [`Wait::iteration`]).

@@ -54,6 +54,8 @@ pub mod security;
 pub mod session;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod sim_leader;
 pub mod stats;
 pub mod write;
 

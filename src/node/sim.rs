@@ -44,15 +44,15 @@ const QUEUE_LIMIT: &str = "300";
 
 /// The wall clock at the start of every simulation: fixed, so that runs
 /// repeat exactly.
-const SIM_EPOCH_MS: u64 = 1_700_000_000_000;
+pub(super) const SIM_EPOCH_MS: u64 = 1_700_000_000_000;
 
 /// Node `i`'s port, which is also its id.
-fn port(i: usize) -> u16 {
+pub(super) fn port(i: usize) -> u16 {
     41_000 + i as u16
 }
 
 /// The node that link `li` of node `i` goes to (peers are listed in order).
-fn peer_of(i: usize, li: usize) -> usize {
+pub(super) fn peer_of(i: usize, li: usize) -> usize {
     if li < i { li } else { li + 1 }
 }
 
@@ -440,7 +440,7 @@ impl Sim {
 /// A node's live keys, each with its value and deadline.
 pub type View = BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)>;
 
-fn view_of(store: &Store) -> View {
+pub(super) fn view_of(store: &Store) -> View {
     (0..store.slots())
         .filter_map(|i| store.slot(i))
         .filter_map(|s| s.value.map(|v| (s.key.to_vec(), (v.to_vec(), s.deadline))))

@@ -47,6 +47,8 @@ pub struct Stats {
     pub role_changes: u64,
     /// Leader mode: requests this follower forwarded to the leader.
     pub forwarded: u64,
+    /// Leader mode: older epochs' writes this leader wrote again as its own.
+    pub adopted: u64,
     /// Compactions completed.
     pub compactions: u64,
     /// Log size before and after the last compaction, and its duration.
@@ -350,6 +352,7 @@ impl Node {
             v.push(("elections_won".into(), e.won.to_string()));
             v.push(("role_changes".into(), s.role_changes.to_string()));
             v.push(("forwarded".into(), s.forwarded.to_string()));
+            v.push(("adopted".into(), s.adopted.to_string()));
         }
         for l in &self.repl.links {
             let p = format!("peer.{}", l.name);

@@ -170,11 +170,32 @@ impl Node {
                 // slots: a scan under way must start over or skip them.
                 self.repl.restart_scans();
             }
+            if self
+                .election()
+                .is_some_and(|e| e.leading() && crate::repl::election::epoch_of(rec.version.counter()) < e.epoch)
+            {
+                self.adopt(&rec)?;
+            }
         }
         if ordered {
             self.repl.progress.advance(rec.version.node(), rec.version.counter());
         }
         Ok(self.repl.watermark(from))
+    }
+
+    /// Leader mode: a write of an older epoch (a deposed leader's, merging
+    /// back) reached the leader and won here. No majority may hold it, so
+    /// the leader writes it again as its own, in its epoch: replicated and
+    /// confirmed like any of its writes, and its replies (reads that could
+    /// show it) wait for that.
+    fn adopt(&mut self, rec: &Record<'_>) -> Result<(), Refused> {
+        let value = rec.value.to_vec();
+        let client_wrote = self.local_wrote;
+        self.write_record(rec.op, rec.key, &value, rec.deadline)?;
+        self.local_wrote = client_wrote;
+        self.leader_wrote = self.store.clock();
+        self.stats.adopted += 1;
+        Ok(())
     }
 
     /// Peer `from` says this node now has all its writes up to `counter`.

@@ -362,6 +362,13 @@ impl Election {
         }
         if self.role != Role::Follower || self.leader.is_some_and(|l| l != from) {
             self.become_follower(None, now, &format!("node {from} runs in epoch {epoch}"));
+        } else if newer {
+            // Whoever led the older epoch (`from` itself, running again),
+            // nobody leads this one until its heartbeat says so; and this
+            // node does not run itself against the candidate it just heard.
+            self.leader = None;
+            self.last_heard = now;
+            self.next_try = now + self.jittered_timeout();
         }
     }
 
@@ -659,17 +666,23 @@ pub struct LinkVotes {
     pub heard: Option<Instant>,
     /// Requests forwarded on the link, by forward id, in order.
     pub forwards: VecDeque<u64>,
+    /// Requests that were forwarded on a connection that is gone: their
+    /// answers will never come (their clients get "outcome unknown"). They
+    /// must leave `forwards` with the connection, or the replies on the
+    /// next one would be matched with them, each client getting another's.
+    pub lost: Vec<u64>,
     /// Frames for the link decided between feeds (votes, heartbeats,
     /// forwarded requests).
     pub outbox: Vec<u8>,
 }
 
 impl LinkVotes {
-    /// The connection went: nothing in flight will be answered.
-    pub fn reset(&mut self) -> VecDeque<u64> {
+    /// The connection went: nothing in flight will be answered (the
+    /// forwards in flight are [`LinkVotes::lost`]).
+    pub fn reset(&mut self) {
         self.beats.clear();
         self.outbox.clear();
-        std::mem::take(&mut self.forwards)
+        self.lost.extend(self.forwards.drain(..));
     }
 }
 
@@ -732,6 +745,25 @@ mod tests {
         assert!(!e.on_beat(3, 4, t), "a deposed leader's heartbeat");
         assert!(e.on_beat(2, 5, t));
         assert_eq!(e.leader, Some(2));
+    }
+
+    /// Found by the simulation (5 nodes): a follower of node 2 granted
+    /// node 2's request for a newer epoch and went on naming node 2 the
+    /// leader of that epoch, which node 2 had not won (another candidate
+    /// did, with the other votes), until that winner's heartbeat came.
+    #[test]
+    fn a_vote_for_the_old_leader_in_a_new_epoch_does_not_make_it_the_leader() {
+        let t = Instant::now();
+        let mut e = Election::new(cfg(), 1, 5, (4, None), t);
+        assert!(e.on_beat(2, 4, t));
+        assert_eq!(e.leader, Some(2));
+        let later = t + Duration::from_millis(50);
+        assert!(e.on_vote(2, 5, later, true));
+        assert_eq!((e.epoch, e.voted_for, e.leader), (5, Some(2), None), "node 2 only asked for epoch 5");
+        e.tick(later + Duration::from_millis(1), 4, 0, false);
+        assert_eq!(e.role, Role::Follower, "no election against the candidate it just granted");
+        assert!(e.on_beat(3, 5, later), "node 3 won epoch 5 with other votes");
+        assert_eq!(e.leader, Some(3));
     }
 
     #[test]

@@ -77,6 +77,12 @@ pub struct Link {
     pub claims: Vec<(u16, u64)>,
     /// This node's epoch when the scan began (leader mode; 0 otherwise).
     pub sync_epoch: u64,
+    /// Leader mode: the scan under way began while this node led.
+    pub scan_leading: bool,
+    /// Leader mode: a scan begun while this node led is through, and the
+    /// peer has logged it once it answers this heartbeat round (0: not
+    /// yet). See `Node::leader_settled`.
+    pub settle_round: u64,
     /// Leader mode's state of the link (epoch, heartbeats, forwards).
     pub votes: super::election::LinkVotes,
     /// Highest counter of our writes queued to the peer.
@@ -112,6 +118,8 @@ impl Link {
             from_others: Vec::new(),
             claims: Vec::new(),
             sync_epoch: 0,
+            scan_leading: false,
+            settle_round: 0,
             votes: Default::default(),
             sent: 0,
             acked: 0,
@@ -195,8 +203,9 @@ impl Link {
             log::debug!("peer {}: attempt failed ({why})", self.name);
         }
         self.sync_started = None;
-        self.votes.outbox.clear();
-        self.votes.beats.clear();
+        self.scan_leading = false;
+        self.settle_round = 0;
+        self.votes.reset();
         // The queue went with the connection; STATS must not show it as waiting.
         self.queued_bytes = 0;
         self.state = LinkState::Backoff { until: now + self.delay };

@@ -194,6 +194,11 @@ impl Replicator {
                 link.sent = link.sent.max(store.clock());
                 wire::synced(out, store.clock(), link.sync_epoch, &link.claims);
                 link.sync_done(now);
+                if link.scan_leading {
+                    // The peer has it all once it answers a heartbeat sent
+                    // after this (its answers wait for its log).
+                    link.settle_round = self.election.as_ref().map_or(0, |e| e.round + 1);
+                }
             } else {
                 link.state = LinkState::Syncing { cursor: i };
             }
@@ -254,7 +259,16 @@ impl Replicator {
     /// with no reply (their outcome is unknown).
     pub fn link_failed(&mut self, li: usize, now: Instant, why: &str, forwarded: &mut Vec<Forwarded>) {
         self.links[li].failed(now, why);
-        forwarded.extend(self.links[li].votes.reset().into_iter().map(|id| Forwarded { id, reply: None }));
+        self.take_lost_forwards(forwarded);
+    }
+
+    /// The requests forwarded on connections that are gone (however they
+    /// went: failed, refused a frame, dropped for its queue), into
+    /// `forwarded` with no reply: their outcome is unknown.
+    pub fn take_lost_forwards(&mut self, forwarded: &mut Vec<Forwarded>) {
+        for l in &mut self.links {
+            forwarded.extend(l.votes.lost.drain(..).map(|id| Forwarded { id, reply: None }));
+        }
     }
 
     /// The driver holds `bytes` of link `li`'s not yet written.
@@ -284,7 +298,7 @@ impl Replicator {
                     used += n;
                     reply
                 }
-                Err(e) => return Err(self.fail(li, now, e.to_string())),
+                Err(e) => return Err(self.fail(li, now, e.to_string(), forwarded)),
             };
             let link = &mut self.links[li];
             // With a secret, only the exchange of proofs (or a refusal)
@@ -297,7 +311,7 @@ impl Replicator {
                         _ => Err("a REPLAUTH challenge, unasked"),
                     };
                     if let Err(why) = step {
-                        return Err(self.fail(li, now, why.to_string()));
+                        return Err(self.fail(li, now, why.to_string(), forwarded));
                     }
                 }
                 LinkReply::Proof(proof) => {
@@ -310,20 +324,30 @@ impl Replicator {
                             link.peer_id = Some(peer);
                             link.connected(self.id, out);
                         }
-                        Err(why) => return Err(self.fail(li, now, why.to_string())),
+                        Err(why) => return Err(self.fail(li, now, why.to_string(), forwarded)),
                     }
                 }
                 LinkReply::Error(msg) => {
                     let why = format!("peer refused: {}", String::from_utf8_lossy(msg));
-                    return Err(self.fail(li, now, why));
+                    return Err(self.fail(li, now, why, forwarded));
                 }
                 _ if !proven => {
-                    return Err(self.fail(li, now, "the peer answered before proving the cluster secret".into()));
+                    return Err(self.fail(
+                        li,
+                        now,
+                        "the peer answered before proving the cluster secret".into(),
+                        forwarded,
+                    ));
                 }
                 LinkReply::Hello { node, .. }
                     if link.auth.as_ref().and_then(LinkAuth::peer).is_some_and(|p| p != node) =>
                 {
-                    return Err(self.fail(li, now, "the peer's HELLO names another node than it proved".into()));
+                    return Err(self.fail(
+                        li,
+                        now,
+                        "the peer's HELLO names another node than it proved".into(),
+                        forwarded,
+                    ));
                 }
                 LinkReply::Hello { watermark, node, epoch, marks } => {
                     link.peer_id = Some(node);
@@ -332,6 +356,8 @@ impl Replicator {
                     link.claims = self.progress.marks().to_vec();
                     link.votes.epoch = epoch;
                     link.sync_epoch = self.election.as_ref().map_or(0, |e| e.epoch);
+                    link.scan_leading = self.election.as_ref().is_some_and(Election::leading);
+                    link.settle_round = 0;
                     link.handshake_done(watermark, now);
                     // A FLUSHALL the peer lacks goes first, once per
                     // catch-up, before any live frame and before the scan
@@ -381,8 +407,9 @@ impl Replicator {
         }
     }
 
-    fn fail(&mut self, li: usize, now: Instant, why: String) -> String {
+    fn fail(&mut self, li: usize, now: Instant, why: String, forwarded: &mut Vec<Forwarded>) -> String {
         self.links[li].failed(now, &why);
+        self.take_lost_forwards(forwarded);
         why
     }
 
@@ -395,6 +422,8 @@ impl Replicator {
         let link = &mut self.links[li];
         if matches!(link.state, LinkState::Syncing { .. } | LinkState::Connected | LinkState::Handshake) {
             link.state = LinkState::Handshake;
+            link.scan_leading = false;
+            link.settle_round = 0;
             wire::hello(&mut link.votes.outbox, self.id);
         } else {
             self.kick(li, now);
@@ -439,6 +468,51 @@ impl Replicator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// However a link's connection goes, the requests forwarded on it
+    /// leave its queue as lost (outcome unknown): left there, each reply on
+    /// the next connection was matched with the request before it, so a
+    /// client got another client's reply.
+    #[test]
+    fn forwards_on_a_connection_that_goes_are_lost_whichever_way_it_goes() {
+        let t0 = Instant::now();
+        let peers = vec![("127.0.0.1:2".parse().unwrap(), "p2".to_string())];
+        let mut c = Replicator::new(1, &peers, 64, t0);
+        let mut store = Store::new(true);
+        let up = |c: &mut Replicator| {
+            let l = &mut c.links[0];
+            l.connecting();
+            l.connected(1, &mut vec![]);
+            l.handshake_done(0, t0);
+            l.sync_done(t0);
+        };
+        let ids = |f: &[Forwarded]| f.iter().map(|f| (f.id, f.reply.clone())).collect::<Vec<_>>();
+        // The peer refuses a frame (a forwarded request it could not
+        // confirm ends in -TIMEOUT on the link).
+        up(&mut c);
+        c.links[0].votes.forwards.extend([7, 8]);
+        let mut answered = vec![];
+        let r =
+            c.link_input(0, b"$2\r\nok\r\n-TIMEOUT outcome unknown\r\n", &mut vec![], &mut store, t0, &mut answered);
+        assert!(r.is_err());
+        assert_eq!(ids(&answered), [(7, Some(b"ok".to_vec())), (8, None)]);
+        assert!(c.links[0].votes.forwards.is_empty());
+        // The queue passes its limit while fed.
+        up(&mut c);
+        c.links[0].votes.forwards.push_back(9);
+        c.links[0].votes.outbox.extend_from_slice(&[b'x'; 100]);
+        assert_eq!(c.feed(0, &store, &mut vec![], 0, t0), Fed::Drop);
+        let mut lost = vec![];
+        c.take_lost_forwards(&mut lost);
+        assert_eq!(ids(&lost), [(9, None)]);
+        // The connection fails.
+        up(&mut c);
+        c.links[0].votes.forwards.push_back(10);
+        let mut lost = vec![];
+        c.link_failed(0, t0, "reset", &mut lost);
+        assert_eq!(ids(&lost), [(10, None)]);
+        assert!(c.links[0].votes.forwards.is_empty() && c.links[0].votes.lost.is_empty());
+    }
 
     #[test]
     fn restart_scans_rewinds_only_links_that_are_scanning() {

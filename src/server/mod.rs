@@ -63,7 +63,7 @@ use self::conn::{Conn, Role};
 use self::tls::Tls;
 use crate::config::Config;
 use crate::node::clients::Buffers;
-use crate::node::leader::{Settled, outcome_unknown};
+use crate::node::leader::push_wait;
 use crate::node::security::PRE_AUTH_BUFFER;
 use crate::node::{Commit, Node, Ready, unix_now};
 
@@ -348,16 +348,10 @@ impl Server {
         if conn.held.is_none() {
             conn.held = p.held;
         }
-        if let Some(w) = p.wait {
-            match conn.waits.back_mut() {
-                Some(last) if last.iteration == w.iteration => last.merge(&w),
-                _ => {
-                    if conn.waits.is_empty() {
-                        self.waiting.push(id);
-                    }
-                    conn.waits.push_back(w);
-                }
-            }
+        if let Some(w) = p.wait
+            && push_wait(&mut conn.waits, w)
+        {
+            self.waiting.push(id);
         }
         conn.paused |= p.paused;
         conn.blocked |= p.blocked;
@@ -471,41 +465,20 @@ impl Server {
     /// log commit rolled back (not applied), and closes those connections
     /// (what followed in a pipeline may have depended on them).
     fn settle_waits(&mut self, commit_failed: bool, now: Instant) {
-        let iteration = self.node.iteration();
         let mut list = std::mem::take(&mut self.waiting);
         list.retain(|&id| {
             let Some(conn) = self.conns.get_mut(id) else { return false };
-            let mut released = false;
-            let keep = loop {
-                let Some(w) = conn.waits.front() else { break false };
-                if commit_failed && w.iteration == iteration {
-                    conn.output.truncate_unwritten(w.at);
-                    w.dialect.error(&mut conn.output.data, "log write failed; the write was not applied");
-                } else {
-                    match self.node.settle_wait(w, now) {
-                        Settled::Ready => {
-                            conn.waits.pop_front();
-                            released = true;
-                            continue;
-                        }
-                        Settled::Waiting => break true,
-                        Settled::Unknown => {
-                            conn.output.truncate_unwritten(w.at);
-                            outcome_unknown(&mut conn.output.data, w.dialect);
-                        }
-                    }
-                }
-                conn.waits.clear();
+            let written = conn.output.written();
+            let s = self.node.settle_waits(&mut conn.waits, &mut conn.output.data, written, commit_failed, now);
+            if s.close {
                 conn.closing = true;
                 self.closing.push(id);
-                released = true;
-                break false;
-            };
-            if released && !conn.on_flush_list && conn.has_output() {
+            }
+            if s.released && !conn.on_flush_list && conn.has_output() {
                 conn.on_flush_list = true;
                 self.flush.push(id);
             }
-            keep
+            !conn.waits.is_empty()
         });
         self.waiting = list;
     }
