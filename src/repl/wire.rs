@@ -29,6 +29,15 @@
 use crate::proto::resp;
 use crate::storage::record::{Op, Record, Version};
 
+/// The highest Lamport counter a version carries on the wire: a version
+/// travels as a RESP integer, an `i64`, and holds the counter in its top 48
+/// bits. A counter a peer announces (`REPL_SYNCED`, a HELLO watermark) moves
+/// this node's clock (`Store::observe`), so one past this bound is refused:
+/// it would make the next local version wrap in [`Version::new`] (from
+/// `REPL_SYNCED 9223372036854775807`, counters near zero, which lose to
+/// every older write).
+pub const MAX_WIRE_COUNTER: u64 = i64::MAX as u64 >> 16;
+
 /// Encodes `AUTH <password>`, which a link sends first when the cluster
 /// has a password.
 pub fn auth(out: &mut Vec<u8>, password: &[u8]) {
@@ -143,7 +152,10 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(LinkReply<'_>, usize)>, &'stati
             else {
                 return Err("unexpected reply");
             };
-            let watermark = resp::parse_int(w).and_then(|n| u64::try_from(n).ok()).ok_or("bad HELLO reply")?;
+            let watermark = resp::parse_int(w)
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|&n| n <= MAX_WIRE_COUNTER)
+                .ok_or("bad HELLO reply")?;
             let node = resp::parse_int(n).and_then(|n| u16::try_from(n).ok()).ok_or("bad HELLO reply")?;
             Ok(Some((LinkReply::Hello { watermark, node }, end + 1)))
         }
@@ -162,7 +174,8 @@ pub enum Frame<'a> {
     /// A versioned write (`REPL_PUT`, `REPL_DEL`, `REPL_FLUSHALL`), or
     /// `None` if its version (or deadline) is not a number.
     Write(Option<Record<'a>>),
-    /// `REPL_SYNCED <counter>`, or `None` if the counter is not a number.
+    /// `REPL_SYNCED <counter>`, or `None` if the counter is not a number
+    /// (or is over [`MAX_WIRE_COUNTER`]).
     Synced(Option<u64>),
     /// Not a frame of this shape (wrong argument count).
     BadArity,
@@ -187,7 +200,7 @@ impl<'a> Frame<'a> {
             },
             (b"REPL_DEL", [_, key, v]) => write(Op::Del, key, b"", v),
             (b"REPL_FLUSHALL", [_, v]) => write(Op::FlushAll, b"", b"", v),
-            (b"REPL_SYNCED", [_, c]) => Frame::Synced(number(c)),
+            (b"REPL_SYNCED", [_, c]) => Frame::Synced(number(c).filter(|&c| c <= MAX_WIRE_COUNTER)),
             _ => Frame::BadArity,
         }
     }
@@ -241,5 +254,22 @@ mod tests {
         assert_eq!(Frame::decode(b"REPLHELLO", &[b"x", b"70000"]), Frame::Hello(None));
         assert_eq!(Frame::decode(b"REPL_SYNCED", &[b"x", b"7"]), Frame::Synced(Some(7)));
         assert_eq!(Frame::decode(b"REPL_FLUSHALL", &[b"x"]), Frame::BadArity);
+    }
+
+    /// Found with the `repl_wire` fuzz target: a counter no version on the
+    /// wire can carry, from a peer (or any client after REPLHELLO), moved
+    /// the clock so far that the next local version wrapped.
+    #[test]
+    fn a_counter_no_version_can_carry_is_refused() {
+        let top = MAX_WIRE_COUNTER.to_string();
+        assert_eq!(Frame::decode(b"REPL_SYNCED", &[b"x", top.as_bytes()]), Frame::Synced(Some(MAX_WIRE_COUNTER)));
+        let hello = format!("+HELLO {top} 2\r\n");
+        let want = LinkReply::Hello { watermark: MAX_WIRE_COUNTER, node: 2 };
+        assert_eq!(parse_reply(hello.as_bytes()), Ok(Some((want, hello.len()))));
+        assert_eq!(Version::new(MAX_WIRE_COUNTER, u16::MAX).0, i64::MAX as u64, "the top version fits");
+        for over in [(MAX_WIRE_COUNTER + 1).to_string(), i64::MAX.to_string()] {
+            assert_eq!(Frame::decode(b"REPL_SYNCED", &[b"x", over.as_bytes()]), Frame::Synced(None), "{over}");
+            assert!(parse_reply(format!("+HELLO {over} 2\r\n").as_bytes()).is_err(), "{over}");
+        }
     }
 }
