@@ -47,8 +47,10 @@ use std::time::{Duration, Instant};
 /// 2^32 writes in one epoch (then it is elected anew, see
 /// [`Election::seq_exhausted`]).
 pub const EPOCH_SHIFT: u32 = 32;
-/// The largest epoch: the counter has 48 bits, 16 of them the epoch.
-pub const MAX_EPOCH: u64 = (1 << 16) - 1;
+/// The largest epoch: the counter has 48 bits, 16 of them the epoch, and
+/// the last epoch's counters must stay below what peers accept
+/// ([`super::wire::MAX_WIRE_COUNTER`]).
+pub const MAX_EPOCH: u64 = (super::wire::MAX_WIRE_COUNTER >> EPOCH_SHIFT) - 1;
 
 /// The first counter of epoch `epoch`: a leader's clock starts there.
 pub fn epoch_counter(epoch: u64) -> u64 {
@@ -717,7 +719,8 @@ mod tests {
         assert_eq!(epoch_of(old), 3);
         assert_eq!(epoch_of(epoch_counter(4) + 1), 4);
         // The counter (48 bits) holds every epoch.
-        assert!(epoch_counter(MAX_EPOCH) + u64::from(u32::MAX) <= crate::storage::record::Version::MAX_COUNTER);
+        assert!(epoch_counter(MAX_EPOCH) + u64::from(u32::MAX) <= super::super::wire::MAX_WIRE_COUNTER);
+        const { assert!(MAX_EPOCH > 65_000) };
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub fn frame(cx: &mut Ctx<'_>) -> Flow {
 /// `REPL_SYNCED <counter> <epoch> [<origin> <watermark>]...`: the peer's
 /// catch-up scan is through (see [`wire::synced`]).
 fn synced(cx: &mut Ctx<'_>) {
-    let num = |b: &[u8]| resp::parse_int(b).and_then(|v| u64::try_from(v).ok());
+    let num = |b: &[u8]| wire::parse_u64(b).filter(|&v| v <= wire::MAX_WIRE_COUNTER);
     let Some(from) = cx.session.peer else {
         resp::error(cx.out, b"ERR replication frames need REPLHELLO first");
         return;

@@ -31,6 +31,32 @@
 use crate::proto::resp;
 use crate::storage::record::{Op, Record, Version};
 
+/// The highest Lamport counter this node accepts from a peer (a version's
+/// counter, a `REPL_SYNCED` counter, a HELLO watermark). A counter a peer
+/// announces moves this node's clock (`Store::observe`); one near
+/// [`Version::MAX_COUNTER`] would leave its own writes no room, and past it
+/// [`Version::new`] would wrap (found by fuzzing: `REPL_SYNCED
+/// 9223372036854775807` made the next local versions lose to every older
+/// write). The margin leaves 2^40 writes; leader mode's epochs stay below it
+/// ([`super::election::MAX_EPOCH`]).
+pub const MAX_WIRE_COUNTER: u64 = Version::MAX_COUNTER - (1 << 40);
+
+/// Parses a decimal `u64` (a version travels as one: its 48-bit counter in
+/// the high bits does not fit a RESP integer's `i64` at the top).
+pub fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(n)
+}
+
 /// Encodes `REPLHELLO <id>`.
 pub fn hello(out: &mut Vec<u8>, id: u16) {
     resp::array(out, 2);
@@ -223,7 +249,7 @@ fn parse_words(rest: &[u8]) -> Result<LinkReply<'_>, &'static str> {
     let (a, b) = (words.next(), words.next());
     match word {
         Some(b"HELLO") => {
-            let watermark = num(a).ok_or("bad HELLO reply")?;
+            let watermark = num(a).filter(|&w| w <= MAX_WIRE_COUNTER).ok_or("bad HELLO reply")?;
             let node = num(b).and_then(|n| u16::try_from(n).ok()).ok_or("bad HELLO reply")?;
             let epoch = match words.next() {
                 None => 0,
@@ -232,7 +258,7 @@ fn parse_words(rest: &[u8]) -> Result<LinkReply<'_>, &'static str> {
             let mut marks = Vec::new();
             while let Some(o) = words.next() {
                 let o = num(Some(o)).and_then(|n| u16::try_from(n).ok()).ok_or("bad HELLO reply")?;
-                marks.push((o, num(words.next()).ok_or("bad HELLO reply")?));
+                marks.push((o, num(words.next()).filter(|&w| w <= MAX_WIRE_COUNTER).ok_or("bad HELLO reply")?));
             }
             Ok(LinkReply::Hello { watermark, node, epoch, marks })
         }
@@ -305,7 +331,8 @@ pub enum Frame<'a> {
     /// A versioned write (`REPL_PUT`, `REPL_DEL`, `REPL_FLUSHALL`), or
     /// `None` if its version (or deadline) is not a number.
     Write(Option<Record<'a>>),
-    /// `REPL_SYNCED <counter>`, or `None` if the counter is not a number.
+    /// `REPL_SYNCED <counter>`, or `None` if the counter is not a number
+    /// (or is over [`MAX_WIRE_COUNTER`]).
     Synced(Option<u64>),
     /// Not a frame of this shape (wrong argument count).
     BadArity,
@@ -316,8 +343,9 @@ impl<'a> Frame<'a> {
     /// (the name included).
     pub fn decode(name: &[u8], args: &[&'a [u8]]) -> Frame<'a> {
         let number = |b: &[u8]| resp::parse_int(b).and_then(|v| u64::try_from(v).ok());
+        let version = |b: &[u8]| parse_u64(b).map(Version).filter(|v| v.counter() <= MAX_WIRE_COUNTER);
         let write = |op, key, value, v: &[u8]| {
-            Frame::Write(number(v).map(|v| Record { op, flags: 0, version: Version(v), key, value, deadline: None }))
+            Frame::Write(version(v).map(|version| Record { op, flags: 0, version, key, value, deadline: None }))
         };
         match (name, args) {
             (b"REPLHELLO", [_, id]) => Frame::Hello(resp::parse_int(id).and_then(|v| u16::try_from(v).ok())),
@@ -330,7 +358,7 @@ impl<'a> Frame<'a> {
             },
             (b"REPL_DEL", [_, key, v]) => write(Op::Del, key, b"", v),
             (b"REPL_FLUSHALL", [_, v]) => write(Op::FlushAll, b"", b"", v),
-            (b"REPL_SYNCED", [_, c]) => Frame::Synced(number(c)),
+            (b"REPL_SYNCED", [_, c]) => Frame::Synced(number(c).filter(|&c| c <= MAX_WIRE_COUNTER)),
             _ => Frame::BadArity,
         }
     }
@@ -406,5 +434,31 @@ mod tests {
         assert_eq!(Frame::decode(b"REPLHELLO", &[b"x", b"70000"]), Frame::Hello(None));
         assert_eq!(Frame::decode(b"REPL_SYNCED", &[b"x", b"7"]), Frame::Synced(Some(7)));
         assert_eq!(Frame::decode(b"REPL_FLUSHALL", &[b"x"]), Frame::BadArity);
+    }
+
+    /// Found with the `repl_wire` fuzz target: a counter no version on the
+    /// wire can carry, from a peer (or any client after REPLHELLO), moved
+    /// the clock so far that the next local version wrapped.
+    #[test]
+    fn a_counter_no_version_can_carry_is_refused() {
+        let top = MAX_WIRE_COUNTER.to_string();
+        assert_eq!(Frame::decode(b"REPL_SYNCED", &[b"x", top.as_bytes()]), Frame::Synced(Some(MAX_WIRE_COUNTER)));
+        let hello = format!("+HELLO {top} 2\r\n");
+        let want = LinkReply::Hello { watermark: MAX_WIRE_COUNTER, node: 2, epoch: 0, marks: vec![] };
+        assert_eq!(parse_reply(hello.as_bytes()), Ok(Some((want, hello.len()))));
+        // A version travels as a u64: the top counter's fits.
+        let top_version = Version::new(MAX_WIRE_COUNTER, u16::MAX).0.to_string();
+        let put = Frame::decode(b"REPL_PUT", &[b"x", b"k", b"v", top_version.as_bytes()]);
+        assert!(matches!(put, Frame::Write(Some(_))), "{put:?}");
+        let over_version = Version::new(MAX_WIRE_COUNTER + 1, 1).0.to_string();
+        let put = Frame::decode(b"REPL_PUT", &[b"x", b"k", b"v", over_version.as_bytes()]);
+        assert_eq!(put, Frame::Write(None));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+        assert_eq!(parse_u64(b"-1"), None);
+        for over in [(MAX_WIRE_COUNTER + 1).to_string(), i64::MAX.to_string()] {
+            assert_eq!(Frame::decode(b"REPL_SYNCED", &[b"x", over.as_bytes()]), Frame::Synced(None), "{over}");
+            assert!(parse_reply(format!("+HELLO {over} 2\r\n").as_bytes()).is_err(), "{over}");
+        }
     }
 }
