@@ -11,7 +11,8 @@ mod common;
 #[path = "chaos/mod.rs"]
 mod harness;
 
-use harness::rng::{fresh_seed, seed_from_env};
+use harness::rng::{Rng, fresh_seed, seed_from_env};
+use harness::schedule;
 use harness::{Config, Mode, Totals};
 
 /// The seeds of a test: `KV_CHAOS_SEED` alone, or `n` fresh ones.
@@ -64,6 +65,27 @@ fn single_node_fsync_always_is_linearizable_across_kill9() {
     assert!(t.lin_ops > 100, "the checker saw a history: {} operations", t.lin_ops);
     assert_eq!(t.lin_gave_up, 0, "every key's search finished");
     assert!(t.faults.get("kill-9").copied().unwrap_or(0) > 0 || seed_from_env().is_some(), "a node was killed");
+}
+
+/// The harness can fail: a node restarted on an empty data directory
+/// (acknowledged writes gone) is caught by both checkers.
+#[test]
+fn the_checkers_catch_a_node_that_forgets_its_writes() {
+    // The first seed from a fresh one whose schedule kills the node (a
+    // schedule of pauses alone would have nothing to catch).
+    let start = seed_from_env().unwrap_or_else(fresh_seed);
+    let kills = |s: u64| schedule::draw(&mut Rng::new(s), 1, 3).iter().any(|st| st.fault.kind() == "kill-9");
+    let seed = (start..).find(|&s| kills(s)).expect("a schedule with a kill");
+    let mut cfg = Config::small(Mode::Single, seed);
+    cfg.wipe_on_restart = true;
+    cfg.steps = 3;
+    let r = harness::run(&cfg);
+    assert!(r.lost > 0, "seed {seed}: writes wiped but none reported lost; {}", r.failure("the_checkers_catch"));
+    assert!(
+        r.violations.iter().any(|v| v.contains("not linearizable")),
+        "seed {seed}: the linearizability checker missed the wipe: {:?}",
+        r.violations
+    );
 }
 
 /// Leader mode (`--election bully --acks majority`, issue 9) under the

@@ -27,6 +27,9 @@ pub struct Nodes {
     /// Where clients find each node (0 while it is down).
     pub ports: Ports,
     pub proxy: Proxy,
+    /// Restart on an empty data directory (the harness's self-test: a node
+    /// that forgets must be caught by the checkers).
+    pub wipe_on_restart: bool,
     _dirs: Vec<TempDir>,
 }
 
@@ -46,7 +49,7 @@ impl Nodes {
             servers.push(s);
         }
         let ports = Arc::new(servers.iter().map(|s| AtomicU16::new(s.port)).collect());
-        Nodes { servers, state: vec![State::Running; n], ports, proxy, _dirs: dirs }
+        Nodes { servers, state: vec![State::Running; n], ports, proxy, wipe_on_restart: false, _dirs: dirs }
     }
 
     pub fn len(&self) -> usize {
@@ -76,6 +79,9 @@ impl Nodes {
     pub fn restart(&mut self, i: usize) {
         if self.state[i] != State::Killed {
             return;
+        }
+        if self.wipe_on_restart {
+            let _ = std::fs::remove_dir_all(self.servers[i].dir.join("data"));
         }
         self.servers[i].restart();
         let port = self.servers[i].port;
