@@ -20,6 +20,13 @@
 #      (certificates made with openssl in the work dir; no client certificates)
 #  10. p99.9 latency of the same load while EXPKEYS keys, all with the same
 #      deadline (one PXAT), expire and are reclaimed by active expiry
+#  11. leader mode (--election bully, --acks majority, --fsync no): SET P16 on the
+#      leader of 3 vs a Redis master with 2 replicas; GET P16 on the leader
+#      (linearizable reads) and on a follower started with --reads local vs Redis GET
+#  12. failover: FAILOVERS (20) times, kill -9 the leader, then time until a PUT
+#      through a surviving node is acknowledged (median and worst, ms; defaults:
+#      --heartbeat-ms 100 --election-timeout-ms 500); the killed node is
+#      restarted and takes over again before the next kill
 # Method: every server runs on a free loopback port with its own temp dir, in
 # its own process group; all of them are stopped on exit, error or Ctrl-C.
 # Servers are measured alternately (kvstore, Redis, kvstore, ...) and the
@@ -35,7 +42,8 @@
 #   EXPDUR=3 (row 10: s measured, from 0.5 s before the deadline)
 #   PIN=1: servers on CPU SCPU=0, clients on CPU CCPU=1
 #   NULLSERVER=path: a do-nothing RESP server binary (`NULLSERVER <port>`) for row 2
-#   ROWS="1 3 4 5 7 9 10": which row groups to run (2 comes with 1; 6 and 8 with 5)
+#   ROWS="1 3 4 5 7 9 10 11": which row groups to run (2 comes with 1; 6 and 8 with 5;
+#   12 with 11)  FAILOVERS=20 (row 12)
 #   QUICK=1: REPS=1, N=200000, LOADKEYS=100000, DUR=3, EXPKEYS=100000 (unless set)
 #   NO_REDIS=1: act as if redis-server were missing (the kvstore-only rows)
 #   KEEP=1: keep the work dir (server logs, raw runs)  VERBOSE=1: same as --verbose
@@ -60,7 +68,7 @@ fi
 REPS=${REPS:-3} N=${N:-2000000} CLIENTS=${CLIENTS:-50} DATA=${DATA:-32} KEYS=${KEYS:-1000000}
 N1=${N1:-$((N / 10))} NALWAYS=${NALWAYS:-$((N / 4))} LOADKEYS=${LOADKEYS:-1000000}
 DUR=${DUR:-8} TMO=${TMO:-180} PIN=${PIN:-0} SCPU=${SCPU:-0} CCPU=${CCPU:-1}
-ROWS=${ROWS:-"1 3 4 5 7 9 10"} VERBOSE=${VERBOSE:-0} NULLSERVER=${NULLSERVER:-}
+ROWS=${ROWS:-"1 3 4 5 7 9 10 11"} VERBOSE=${VERBOSE:-0} NULLSERVER=${NULLSERVER:-}
 EXPKEYS=${EXPKEYS:-1000000} EXPAT=${EXPAT:-12} EXPDUR=${EXPDUR:-3}
 spin=() cpin=()
 if [ "$PIN" = 1 ]; then spin=(taskset -c "$SCPU") cpin=(taskset -c "$CCPU"); fi
@@ -610,6 +618,116 @@ group_cluster() {
     "$(med 7 redis set 16 rps)" "≥ 1.5×" "$judge" ge 1.5
 }
 
+# -------------------------------------------------- rows 11 and 12: leader mode
+
+# leader_port: the port of the node that says it leads, if one does.
+leader_port() {
+  local s
+  for s in kvl kvm kvf; do
+    alive "${spid[$s]}" && [ "$(kv_stat "$s" role 2>/dev/null)" = leader ] && { echo "$s"; return 0; }
+  done
+  return 1
+}
+
+# agreed: every running node names the same leader, which runs.
+agreed() {
+  local s l="" x
+  for s in kvl kvm kvf; do
+    alive "${spid[$s]}" || continue
+    x=$(kv_text "${sport[$s]}" LEADER 2>/dev/null) || return 1
+    [[ $x == "LEADER NONE"* ]] && return 1
+    [ -z "$l" ] && l=$x
+    [ "$x" = "$l" ] || return 1
+  done
+  leader_port >/dev/null
+}
+
+group_leader() {
+  local a b c i s rep servers=(kvl) lopts=(--election bully --fsync no)
+  free_port a; free_port b; free_port c
+  # Node ids are the ports: the highest leads (Bully), so c, the highest, is
+  # the leader and a, the lowest, the follower answering local reads.
+  local ports
+  ports=$(printf '%s\n' "$a" "$b" "$c" | sort -n | tr '\n' ' ')
+  read -r a b c <<<"$ports"
+  declare -gA lnode_args
+  lnode_args[kvf]="$a 127.0.0.1:$b,127.0.0.1:$c --dir $work/kv11a --reads local"
+  lnode_args[kvm]="$b 127.0.0.1:$a,127.0.0.1:$c --dir $work/kv11b"
+  lnode_args[kvl]="$c 127.0.0.1:$a,127.0.0.1:$b --dir $work/kv11c"
+  local pa=([kvf]=$a [kvm]=$b [kvl]=$c)
+  for s in kvf kvm kvl; do
+    # shellcheck disable=SC2086 # the node's arguments, split on purpose
+    start "$s" "${pa[$s]}" "$work/$s" "$KV" ${lnode_args[$s]} "${lopts[@]}"
+  done
+  if [ "$have_redis" = 1 ]; then
+    free_port a; free_port b; free_port c
+    start redis "$a" "$work/redis11a" redis-server --port "$a" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis11a"
+    start redis2 "$b" "$work/redis11b" redis-server --port "$b" --bind 127.0.0.1 --save '' --appendonly no \
+      --replicaof 127.0.0.1 "$a" --dir "$work/redis11b"
+    start redis3 "$c" "$work/redis11c" redis-server --port "$c" --bind 127.0.0.1 --save '' --appendonly no \
+      --replicaof 127.0.0.1 "$a" --dir "$work/redis11c"
+    servers+=(redis)
+    for s in redis redis2 redis3; do ready "$s"; done
+    for i in $(seq 600); do
+      [ "$(redis-cli -p "${sport[redis]}" INFO replication | grep -c '^slave[0-9]*:.*state=online')" = 2 ] && break
+      sleep 0.1
+    done
+  fi
+  for s in kvf kvm kvl; do ready "$s"; done
+  for i in $(seq 600); do agreed && [ "$(leader_port)" = kvl ] && break; sleep 0.05; done
+  [ "$i" -lt 600 ] || die "row 11: no leader elected (logs kvl.log kvm.log kvf.log in $work, KEEP=1)"
+  for s in "${servers[@]}"; do
+    log "row 11: warm-up, $N SETs on $s"
+    if [ "$s" = kvl ]; then rb 11 0 kvl 16 set "$N" kvm kvf; else rb 11 0 redis 16 set "$N" redis2 redis3; fi
+  done
+  for rep in $(seq "$REPS"); do
+    log "row 11: rep $rep/$REPS, SET and GET P16 on the leader / the master, GET P16 on a follower"
+    rb 11 "$rep" kvl 16 set "$N" kvm kvf
+    rb 11 "$rep" kvl 16 get "$N" kvm kvf
+    rb 11 "$rep" kvf 16 get "$N"
+    if [ "$have_redis" = 1 ]; then
+      rb 11 "$rep" redis 16 set "$N" redis2 redis3
+      rb 11 "$rep" redis 16 get "$N"
+    fi
+  done
+  local judge=ratio
+  [ "$have_redis" = 1 ] || judge=$no_redis
+  row 11 "leader mode: SET P16 req/s on the leader of 3 (--acks majority) vs Redis master + 2 replicas" %.0f \
+    "$(med 11 kvl set 16 rps)" "$(med 11 redis set 16 rps)" "≥ 1.0×" "$judge" ge 1.0
+  row 11 "leader mode: GET P16 req/s on the leader (linearizable) vs Redis GET P16" %.0f \
+    "$(med 11 kvl get 16 rps)" "$(med 11 redis get 16 rps)" "≥ 1.5×" "$judge" ge 1.5
+  row 11 "leader mode: GET P16 req/s on a follower (--reads local) vs Redis GET P16" %.0f \
+    "$(med 11 kvf get 16 rps)" "$(med 11 redis get 16 rps)" "≥ 1.5×" "$judge" ge 1.5
+  if [ "$have_redis" = 1 ]; then for s in redis redis2 redis3; do stop "$s"; done; fi
+  # Row 12: failovers.
+  local k l t0 t1 ms times=() worst=0 o
+  for k in $(seq "${FAILOVERS:-20}"); do
+    l=$(leader_port) || die "row 12: no leader before kill $k"
+    kill -KILL -- "-${spid[$l]}" 2>/dev/null || true
+    t0=$(date +%s%N)
+    while :; do
+      for o in kvl kvm kvf; do
+        [ "$o" = "$l" ] && continue
+        [ "$(kv_text "${sport[$o]}" "PUT failover$k x" 2>/dev/null)" = OK ] && break 2
+      done
+      (( $(date +%s%N) - t0 < 30000000000 )) || die "row 12: no write acknowledged 30 s after kill $k"
+    done
+    t1=$(date +%s%N) ms=$(((t1 - t0) / 1000000))
+    times+=("$ms")
+    ((ms > worst)) && worst=$ms
+    log "row 12: kill $k of $l: first acknowledged write after $ms ms"
+    wait "${spid[$l]}" 2>/dev/null || true
+    # shellcheck disable=SC2086
+    start "$l" "${sport[$l]}" "$work/$l" "$KV" ${lnode_args[$l]} "${lopts[@]}"
+    ready "$l"
+    for i in $(seq 600); do agreed && [ "$(leader_port)" = kvl ] && break; sleep 0.05; done
+  done
+  note_row "row 12: failover times (ms, kill -9 of the leader to the first acknowledged PUT): ${times[*]}"
+  row 12 "leader mode: failover, median of ${FAILOVERS:-20} leader kills (ms)" %s "$(medlist "${times[@]}")" NA "—" "—"
+  row 12 "leader mode: failover, worst of ${FAILOVERS:-20} leader kills (ms)" %s "$worst" NA "≤ 2000" value le 2000
+  for s in kvl kvm kvf; do stop "$s"; done
+}
+
 # -------------------------------------------------- row 9: TLS
 
 # tls_certs DIR: a CA and a certificate for 127.0.0.1 signed by it, as the
@@ -787,7 +905,7 @@ log "work dir $work; rows: $ROWS; REPS=$REPS N=$N N1=$N1 NALWAYS=$NALWAYS LOADKE
 norb="not run (no redis-benchmark)"
 done_groups=" "
 for g in $ROWS; do
-  case $g in 2) g=1 ;; 6 | 8) g=5 ;; esac
+  case $g in 2) g=1 ;; 6 | 8) g=5 ;; 12) g=11 ;; esac
   [[ $done_groups == *" $g "* ]] && continue
   done_groups+="$g "
   case $g in
@@ -799,7 +917,8 @@ for g in $ROWS; do
     7) if [ "$have_rb" = 1 ]; then group_cluster; else row 7 "SET P16 cluster" %s NA NA "≥ 1.5×" "$norb"; fi ;;
     9) if [ "$have_rb" = 1 ]; then group_tls; else row 9 "SET/GET P16 over TLS" %s NA NA "—" "$norb"; fi ;;
     10) group_expire ;;
-    *) die "unknown row group $g in ROWS (use 1 3 4 5 7 9 10)" ;;
+    11) if [ "$have_rb" = 1 ]; then group_leader; else row 11 "leader mode" %s NA NA "—" "$norb"; fi ;;
+    *) die "unknown row group $g in ROWS (use 1 3 4 5 7 9 10 11)" ;;
   esac
 done
 

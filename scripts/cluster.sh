@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # A local kvstore cluster for trying replication by hand.
 #
-#   scripts/cluster.sh start [N]   start N nodes (default 3) on ports BASE, BASE+1, ...;
-#                                  each lists all the others as peers
+#   scripts/cluster.sh start [N] [OPTION...]
+#                                  start N nodes (default 3) on ports BASE, BASE+1, ...;
+#                                  each lists all the others as peers; OPTIONs go to every
+#                                  node, e.g. `start --election bully` for leader mode
 #   scripts/cluster.sh status      each node: port, pid, running or not, keys, link states
+#                                  (and role, leader and epoch in leader mode)
+#   scripts/cluster.sh kill PORT   kill -9 the node on PORT (a crash, to try failover)
+#   scripts/cluster.sh restart PORT  start the node on PORT again, on its data, with the
+#                                  options of the last start
 #   scripts/cluster.sh stop        SIGTERM each node, wait for it, SIGKILL if it hangs
 #
 # Environment:
@@ -70,8 +76,28 @@ binary() {
   echo "$bin"
 }
 
+# Starts node $2 of an $1-node cluster (options: the rest) in the background.
+launch() {
+  local n="$1" i="$2" port peers j
+  shift 2
+  port=$((base + i))
+  peers=""
+  for ((j = 0; j < n; j++)); do
+    [ "$j" = "$i" ] && continue
+    peers="${peers:+$peers,}127.0.0.1:$((base + j))"
+  done
+  # nohup: the nodes outlive the shell that started them.
+  nohup "$bin" "$port" ${peers:+"$peers"} --dir "$dir/node-$port" "$@" \
+    >>"$dir/node-$port.log" 2>&1 </dev/null &
+  echo $! >"$(pidfile "$port")"
+}
+
 start() {
-  local n="${1:-3}"
+  local n=3
+  if [[ "${1:-}" =~ ^[0-9]+$ ]]; then
+    n="$1"
+    shift
+  fi
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "start: N must be a positive number, not '$n'"
   mkdir -p "$dir"
   local old i port
@@ -82,27 +108,32 @@ start() {
       die "node $port of $dir is already running (pid $pid): run '$0 stop' first"
     fi
   done
-  local bin peers j
   bin="$(binary)"
   echo "$n" >"$dir/nodes"
+  printf '%s\n' "$@" >"$dir/options"
+  local nodes_up=()
+  for ((i = 0; i < n; i++)); do nodes_up+=("$i"); done
+  up_wait "$n" "${nodes_up[@]}" -- "$@"
+}
+
+# Starts the nodes given (indices) of an $1-node cluster with the options
+# after --, and waits until each is up.
+up_wait() {
+  local n="$1" i port
+  shift
+  local idx=()
+  while [ "$1" != -- ]; do idx+=("$1"); shift; done
+  shift
   # Where each node's log ends before this start: only what it writes from
   # there on tells about this start (a node's log is appended to).
   local -A log_from
-  for ((i = 0; i < n; i++)); do
+  for i in "${idx[@]}"; do
     port=$((base + i))
     log_from[$port]=$(($(stat -c %s "$dir/node-$port.log" 2>/dev/null || echo 0) + 1))
-    peers=""
-    for ((j = 0; j < n; j++)); do
-      [ "$j" = "$i" ] && continue
-      peers="${peers:+$peers,}127.0.0.1:$((base + j))"
-    done
-    # nohup: the nodes outlive the shell that started them.
-    nohup "$bin" "$port" ${peers:+"$peers"} --dir "$dir/node-$port" \
-      >>"$dir/node-$port.log" 2>&1 </dev/null &
-    echo $! >"$(pidfile "$port")"
+    launch "$n" "$i" "$@"
   done
   local end=$((SECONDS + deadline_s)) log
-  for ((i = 0; i < n; i++)); do
+  for i in "${idx[@]}"; do
     port=$((base + i))
     log="$dir/node-$port.log"
     # Up once the process started here is alive, has logged that it listens
@@ -129,6 +160,35 @@ start() {
   done
 }
 
+# The node index of port $1 in the cluster, or exit.
+index_of() {
+  local n i
+  n="$(nodes)"
+  [[ "${1:-}" =~ ^[0-9]+$ ]] || die "a PORT is needed"
+  i=$(($1 - base))
+  ((i >= 0 && i < n)) || die "no node on port $1 in $dir (ports $base..$((base + n - 1)))"
+  echo "$i"
+}
+
+kill9() {
+  local i pid
+  i="$(index_of "${1:-}")"
+  pid="$(live_pid "$1")" || die "node $1 is not running"
+  kill -KILL "$pid"
+  while live_pid "$1" >/dev/null; do sleep 0.05; done
+  echo "node $1 killed (kill -9 $pid)"
+}
+
+restart() {
+  local i pid
+  i="$(index_of "${1:-}")"
+  if pid="$(live_pid "$1")"; then die "node $1 is running (pid $pid)"; fi
+  bin="$(binary)"
+  local opts=()
+  [ -f "$dir/options" ] && mapfile -t opts <"$dir/options"
+  up_wait "$(nodes)" "$i" -- "${opts[@]}"
+}
+
 stop() {
   local n i port pid end
   n="$(nodes)"
@@ -150,7 +210,7 @@ stop() {
 }
 
 status() {
-  local n i port pid stats keys links all=0
+  local n i port pid stats keys links role all=0
   n="$(nodes)"
   [ "$n" -gt 0 ] || { echo "no cluster in $dir"; return 3; }
   for ((i = 0; i < n; i++)); do
@@ -158,7 +218,8 @@ status() {
     if pid="$(live_pid "$port")" && stats="$(ask "$port" STATS 2>/dev/null)"; then
       keys="$(awk '$2 == "keys" { print $3 }' <<<"$stats")"
       links="$(awk '$2 ~ /^peer\..*\.state$/ { sub(/^peer\./, "", $2); sub(/\.state$/, "", $2); printf " %s=%s", $2, $3 }' <<<"$stats")"
-      echo "node $port  pid $pid  running  keys ${keys:-?}  links:${links:- none}"
+      role="$(awk '$2 == "role" { r = $3 } $2 == "leader_id" { l = $3 } $2 == "epoch" { e = $3 } END { if (r != "") printf "  %s (leader %s, epoch %s)", r, l, e }' <<<"$stats")"
+      echo "node $port  pid $pid  running  keys ${keys:-?}${role}  links:${links:- none}"
     elif [ -n "${pid:-}" ]; then
       echo "node $port  pid $pid  not answering"
       all=3
@@ -172,8 +233,10 @@ status() {
 }
 
 case "${1:-}" in
-  start) start "${2:-3}" ;;
+  start) shift; start "$@" ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start [N] | stop | status" >&2; exit 2 ;;
+  kill) kill9 "${2:-}" ;;
+  restart) restart "${2:-}" ;;
+  *) echo "usage: $0 start [N] [OPTION...] | status | kill PORT | restart PORT | stop" >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::proto::Limits;
+use crate::repl::election::{Acks, FollowerWrites, LeaderConfig, Reads};
 use crate::storage::log::Fsync;
 
 /// kvstore-server: a key-value server speaking a netcat-friendly text
@@ -107,13 +108,28 @@ pub struct Args {
 
     // Security.
     /// password every client must give (AUTH) before any command but AUTH, HELLO, PING and
-    /// QUIT; peers present it too. Prefer --requirepass-file: a command line shows in `ps`
+    /// QUIT; also the cluster secret unless --cluster-secret is given. Prefer
+    /// --requirepass-file: a command line shows in `ps`
     #[argh(option)]
     pub requirepass: Option<String>,
 
     /// file whose first line is the password (as --requirepass, without showing it in `ps`)
     #[argh(option)]
     pub requirepass_file: Option<PathBuf>,
+
+    /// the secret the nodes of a cluster share (default: the --requirepass password): a
+    /// peer link and the node it connects to prove it to each other by HMAC-SHA256
+    /// challenge-response, so it never crosses the network, and peer frames from a
+    /// connection that has not proved it are refused. Without --requirepass, clients need
+    /// no password but peers still prove this (protected mode then still refuses other
+    /// hosts: see --protected-mode). Prefer --cluster-secret-file
+    #[argh(option)]
+    pub cluster_secret: Option<String>,
+
+    /// file whose first line is the cluster secret (as --cluster-secret, without showing it
+    /// in `ps`)
+    #[argh(option)]
+    pub cluster_secret_file: Option<PathBuf>,
 
     /// protected mode, yes (default) or no: with no password and bound to an address other
     /// than loopback, connections from other hosts get an error saying how to open up, then
@@ -161,6 +177,44 @@ pub struct Args {
     /// milliseconds a TLS connection may take to finish its handshake before it is closed (default 5000)
     #[argh(option, default = "5000")]
     pub tls_handshake_timeout_ms: u64,
+
+    /// leader mode: "bully" elects one leader (the highest live id, with epochs and a
+    /// majority), which alone applies writes; "none" (default): every node takes writes
+    /// (multi-master, last writer wins)
+    #[argh(option, default = "String::from(\"none\")")]
+    pub election: String,
+
+    /// leader mode: when a write is acknowledged: majority (default; once a majority of
+    /// the cluster, leader included, has it in its log) or leader (once the leader has;
+    /// a failover may lose the newest writes until the old leader returns)
+    #[argh(option, default = "Acks::Majority")]
+    pub acks: Acks,
+
+    /// leader mode: linearizable (default; a read sees every write acknowledged before
+    /// it, confirmed by the leader with a majority) or local (answered by the node at once,
+    /// possibly stale on a follower)
+    #[argh(option, default = "Reads::Linearizable")]
+    pub reads: Reads,
+
+    /// leader mode: what a follower does with a write: forward (default; to the leader,
+    /// relaying its reply) or refuse (ERROR NOT_LEADER / -READONLY, naming the leader)
+    #[argh(option, default = "FollowerWrites::Forward")]
+    pub follower_writes: FollowerWrites,
+
+    /// leader mode: milliseconds between the leader's heartbeats (default 100)
+    #[argh(option, default = "100")]
+    pub heartbeat_ms: u64,
+
+    /// leader mode: milliseconds without the leader's heartbeat after which a follower
+    /// starts an election, and without a majority's answers after which a leader steps
+    /// down (default 500)
+    #[argh(option, default = "500")]
+    pub election_timeout_ms: u64,
+
+    /// leader mode: milliseconds a write or read may wait for the leader's majority
+    /// before its reply is "outcome unknown" (default 2000)
+    #[argh(option, default = "2000")]
+    pub request_timeout_ms: u64,
 }
 
 /// `--tls-auth-clients`: whether a TLS client must present a certificate.
@@ -235,14 +289,19 @@ pub struct Config {
     pub peer_queue_limit: usize,
     /// How long tombstones live.
     pub tombstone_grace: Duration,
-    /// The password clients and peers must give (`--requirepass[-file]`).
+    /// The password clients must give (`--requirepass[-file]`).
     pub requirepass: Option<String>,
+    /// The secret peers prove (`--cluster-secret[-file]`, else the
+    /// password; see [`crate::repl::handshake`]).
+    pub cluster_secret: Option<String>,
     /// Protected mode (see [`crate::node::security::protected_refusal`]).
     pub protected_mode: bool,
     /// Idle clients are closed after this long (`--timeout`; zero: never).
     pub timeout: Duration,
     /// TLS listeners and links.
     pub tls: TlsConfig,
+    /// Leader mode (`--election bully`), if on.
+    pub leader: Option<LeaderConfig>,
 }
 
 /// TLS settings, checked: files are named here and read when the server
@@ -338,25 +397,27 @@ fn resolve(addrs: impl Iterator<Item = SocketAddr>) -> Option<SocketAddr> {
     all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
 }
 
-/// The password from `--requirepass` or the first line of `--requirepass-file`
+/// The secret from `--<option>` or the first line of `--<option>-file`
 /// (not both; not empty: an empty password would let anyone in while
-/// looking set).
-fn password(given: Option<String>, file: Option<&Path>) -> Result<Option<String>, String> {
+/// looking set). `option` is `requirepass` or `cluster-secret`.
+fn secret(option: &str, given: Option<String>, file: Option<&Path>) -> Result<Option<String>, String> {
     let pass = match (given, file) {
-        (Some(_), Some(_)) => return Err("--requirepass and --requirepass-file: give one".into()),
+        (Some(_), Some(_)) => return Err(format!("--{option} and --{option}-file: give one")),
         (Some(p), None) => p,
         (None, Some(f)) => {
             let text = std::fs::read_to_string(f)
-                .map_err(|e| format!("--requirepass-file '{}': cannot read it: {e}", f.display()))?;
+                .map_err(|e| format!("--{option}-file '{}': cannot read it: {e}", f.display()))?;
             text.lines().next().unwrap_or_default().to_string()
         }
         (None, None) => return Ok(None),
     };
     if pass.is_empty() {
-        return Err("the password is empty: give one, or no --requirepass at all".into());
+        return Err(format!("the --{option} secret is empty: give one, or no --{option} at all"));
     }
     if pass.bytes().any(|c| c.is_ascii_control()) {
-        return Err("the password holds a control character (a line break?), which no client can send".into());
+        return Err(format!(
+            "the --{option} secret holds a control character (a line break?), which no client can send"
+        ));
     }
     Ok(Some(pass))
 }
@@ -375,6 +436,35 @@ fn check_dir(dir: &Path, given: bool) -> Result<(), String> {
         Some((p, m)) if !m.is_dir() => Err(format!("{what}: '{}' is a file, not a directory", p.display())),
         _ => Ok(()),
     }
+}
+
+/// Leader mode's options, checked.
+fn leader_config(a: &Args) -> Result<Option<LeaderConfig>, String> {
+    match a.election.to_ascii_lowercase().as_str() {
+        "none" => return Ok(None),
+        "bully" => {}
+        other => return Err(format!("--election: expected bully or none, got '{other}'")),
+    }
+    let ms = |name: &str, v: u64| {
+        if v == 0 || v > 3_600_000 {
+            Err(format!("--{name} must be between 1 and 3600000 (an hour)"))
+        } else {
+            Ok(Duration::from_millis(v))
+        }
+    };
+    let heartbeat = ms("heartbeat-ms", a.heartbeat_ms)?;
+    let timeout = ms("election-timeout-ms", a.election_timeout_ms)?;
+    if timeout < heartbeat * 2 {
+        return Err("--election-timeout-ms must be at least twice --heartbeat-ms".into());
+    }
+    Ok(Some(LeaderConfig {
+        heartbeat,
+        timeout,
+        request_timeout: ms("request-timeout-ms", a.request_timeout_ms)?,
+        acks: a.acks,
+        reads: a.reads,
+        follower_writes: a.follower_writes,
+    }))
 }
 
 impl Config {
@@ -412,11 +502,14 @@ impl Config {
             None => Some(a.port),
         };
         let tls = TlsConfig::from_args(&a, ip, &peers)?;
-        let requirepass = password(a.requirepass.take(), a.requirepass_file.as_deref())?;
+        let requirepass = secret("requirepass", a.requirepass.take(), a.requirepass_file.as_deref())?;
+        let cluster_secret = secret("cluster-secret", a.cluster_secret.take(), a.cluster_secret_file.as_deref())?
+            .or_else(|| requirepass.clone());
         let protected_mode = yes_no(&a.protected_mode).map_err(|e| format!("--protected-mode: {e}"))?;
         if a.timeout > 100 * 365 * 86_400 {
             return Err("--timeout: at most a hundred years".into());
         }
+        let leader = leader_config(&a)?;
         let dir_follows_port = a.dir.is_none();
         let dir = a.dir.unwrap_or_else(|| default_dir(a.port));
         if a.port != 0 || !dir_follows_port {
@@ -461,9 +554,11 @@ impl Config {
             peer_queue_limit: a.peer_queue_limit,
             tombstone_grace: Duration::from_secs(a.tombstone_grace),
             requirepass,
+            cluster_secret,
             protected_mode,
             timeout: Duration::from_secs(a.timeout),
             tls,
+            leader,
         })
     }
 
@@ -583,6 +678,26 @@ mod tests {
         let mut c = parse(&["12345"]).unwrap();
         assert_eq!(c.listening_on(12345), Ok(12345));
         assert_eq!(c.dir, PathBuf::from("data/12345"));
+    }
+
+    #[test]
+    fn the_cluster_secret_defaults_to_the_password() {
+        let c = parse(&["1"]).unwrap();
+        assert_eq!((c.requirepass, c.cluster_secret), (None, None));
+        let c = parse(&["1", "--requirepass", "p"]).unwrap();
+        assert_eq!((c.requirepass.as_deref(), c.cluster_secret.as_deref()), (Some("p"), Some("p")));
+        let c = parse(&["1", "--requirepass", "p", "--cluster-secret", "s"]).unwrap();
+        assert_eq!((c.requirepass.as_deref(), c.cluster_secret.as_deref()), (Some("p"), Some("s")));
+        let c = parse(&["1", "--cluster-secret", "s"]).unwrap();
+        assert_eq!((c.requirepass, c.cluster_secret.as_deref()), (None, Some("s")));
+        let file = Scratch::new("secret");
+        std::fs::write(&file.0, b"from-file\nignored\n").unwrap();
+        let f = file.0.to_str().unwrap();
+        assert_eq!(parse(&["1", "--cluster-secret-file", f]).unwrap().cluster_secret.as_deref(), Some("from-file"));
+        let both = parse(&["1", "--cluster-secret", "s", "--cluster-secret-file", f]).unwrap_err();
+        assert_eq!(both, "--cluster-secret and --cluster-secret-file: give one");
+        assert!(parse(&["1", "--cluster-secret", ""]).unwrap_err().contains("--cluster-secret secret is empty"));
+        assert!(parse(&["1", "--cluster-secret-file", "/nonexistent/x"]).unwrap_err().contains("cannot read"));
     }
 
     #[test]

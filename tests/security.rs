@@ -149,7 +149,9 @@ fn a_peer_frame_without_the_password_is_refused_and_closes_the_connection() {
     let (srv, _dir) = Server::start(&["--requirepass", PASS]);
     let frame = b"*2\r\n$9\r\nREPLHELLO\r\n$1\r\n7\r\n*5\r\n$8\r\nREPL_PUT\r\n$5\r\nowned\r\n$1\r\nv\r\n$5\r\n65537\r\n$1\r\n0\r\n";
     let got = send_until_closed(&srv, frame);
-    assert_eq!(got, b"-NOAUTH Authentication required.\r\n");
+    // The password is the cluster secret here, and peers prove it by
+    // handshake (tests/peer_auth.rs).
+    assert_eq!(got, b"-NOAUTH peer frames need the cluster secret proved first (REPLAUTH, REPLPROOF)\r\n");
     let mut c = srv.client();
     assert_eq!(c.cmd(&format!("AUTH {PASS}")), "OK");
     assert_eq!(c.cmd("GET owned"), "NOT_FOUND", "nothing was applied");

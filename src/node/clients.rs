@@ -89,6 +89,16 @@ pub enum Block {
         /// [`super::stats::Stats::rewrites_ended`] when it started.
         ended: u64,
     },
+    /// Leader mode, on a follower: until the leader answers the request
+    /// forwarded as `id`, or the deadline (then: outcome unknown).
+    Forward {
+        /// The forward's id.
+        id: u64,
+        /// The client speaks the text protocol (for the timeout's words).
+        text: bool,
+        /// `--request-timeout-ms` after it was sent.
+        deadline: Instant,
+    },
 }
 
 /// A blocked client's answer, once it is ready.
@@ -100,6 +110,13 @@ pub enum Answer {
     Ok,
     /// `-<message>`.
     Error(&'static str),
+    /// A reply made elsewhere (the leader's, to a forwarded request).
+    Bytes(Vec<u8>),
+    /// "Outcome unknown", in the text protocol's words if `text`.
+    Unknown {
+        /// The client speaks the text protocol.
+        text: bool,
+    },
 }
 
 /// What the registry knows of one client connection.
@@ -127,6 +144,8 @@ pub struct ClientInfo {
     pub resp3: bool,
     /// Whether it is a peer node's link.
     pub peer: bool,
+    /// The peer node whose link it is (set at its `REPLHELLO`).
+    pub peer_node: Option<u16>,
     /// Its buffers, as of that batch.
     pub buffers: Buffers,
     /// CLIENT SETNAME.
@@ -217,6 +236,37 @@ impl Clients {
         self.forget(target.id);
     }
 
+    /// Leader mode accepted a new epoch from node `except`: every other
+    /// peer's inbound link is closed, its unsent replies (acknowledgements)
+    /// discarded, so no deposed leader counts an acknowledgement given after
+    /// this point.
+    pub(super) fn kill_peers_except(&mut self, except: u16) {
+        let slots: Vec<usize> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.peer_node.is_some_and(|p| p != except) && !e.killed)
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in slots {
+            self.kill(slot, false);
+        }
+    }
+
+    /// The leader's answer to forward `id` arrived (or never will): the
+    /// client waiting for it is answered, its target pushed to `ready`.
+    pub(super) fn answer_forward(&mut self, id: u64, answer: impl FnOnce(bool) -> Answer, ready: &mut Vec<Target>) {
+        let Some(i) = self.waiters.iter().position(|w| matches!(w.block, Block::Forward { id: f, .. } if f == id))
+        else {
+            return;
+        };
+        let w = self.waiters.swap_remove(i);
+        let Block::Forward { text, .. } = w.block else { return };
+        if let Some(e) = self.entries.get_mut(w.slot).filter(|e| e.id == w.target.id) {
+            e.answer = Some(answer(text));
+            ready.push(w.target);
+        }
+    }
+
     /// `--timeout`: closes every client idle for longer than `timeout` —
     /// not peer links, not clients blocked in WAIT or SAVE, not monitors
     /// (as Redis spares replicas, blocked clients and subscribers) — with no
@@ -260,6 +310,7 @@ impl ClientInfo {
             multi: None,
             resp3: false,
             peer: false,
+            peer_node: None,
             buffers: Buffers::default(),
             name: None,
             lib_name: None,
@@ -281,6 +332,11 @@ impl Answer {
             Answer::Int(n) => resp::int(out, *n),
             Answer::Ok => resp::simple(out, b"OK"),
             Answer::Error(msg) => resp::error(out, msg.as_bytes()),
+            Answer::Bytes(b) => out.extend_from_slice(b),
+            Answer::Unknown { text } => {
+                let dialect = if *text { crate::proto::Dialect::Text } else { crate::proto::Dialect::Resp };
+                super::leader::outcome_unknown(out, dialect);
+            }
         }
     }
 }
@@ -333,6 +389,7 @@ impl Node {
         e.multi = session.multi.as_ref().map(|m| m.queued());
         e.resp3 = session.resp3;
         e.peer = session.peer.is_some();
+        e.peer_node = session.peer;
         e.buffers = buffers;
     }
 
@@ -440,6 +497,21 @@ impl Node {
         true
     }
 
+    /// Peer `session`'s link said REPLHELLO: the registry knows it as that
+    /// peer's at once (a new epoch accepted later in the same batch must
+    /// close it too).
+    pub(crate) fn peer_linked_in(&mut self, session: &Session) {
+        if let Some(e) = self.clients.get_mut(session) {
+            e.peer = true;
+            e.peer_node = session.peer;
+        }
+        if let Some(li) = session.peer.and_then(|p| self.repl.link_of(p)) {
+            self.repl.kick(li, self.now);
+        }
+        // A new catch-up from it begins.
+        self.synced_peers.retain(|&p| Some(p) != session.peer);
+    }
+
     /// How many peers are connected and have acknowledged this node's
     /// writes up to counter `target` (WAIT, ROLE).
     pub(crate) fn peers_holding(&self, target: u64) -> i64 {
@@ -451,6 +523,7 @@ impl Node {
     /// ended), into `ready` (cleared first).
     pub(super) fn settle_blocked(&mut self, now: Instant, ready: &mut Vec<Target>) {
         ready.clear();
+        ready.append(&mut self.forward_ready);
         let mut i = 0;
         while i < self.clients.waiters.len() {
             let answer = match self.clients.waiters[i].block {
@@ -464,6 +537,7 @@ impl Node {
                     Answer::Error("ERR the log compaction failed; the server log says why")
                 }),
                 Block::Save { .. } => None,
+                Block::Forward { text, deadline, .. } => (now >= deadline).then_some(Answer::Unknown { text }),
             };
             let Some(answer) = answer else {
                 i += 1;
@@ -488,6 +562,7 @@ impl Node {
             .filter_map(|w| match w.block {
                 Block::Wait { deadline, .. } => deadline,
                 Block::Save { ended: before } => (ended > before).then_some(self.now),
+                Block::Forward { deadline, .. } => Some(deadline),
             })
             .min()
     }

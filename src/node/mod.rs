@@ -46,6 +46,7 @@
 pub mod clients;
 pub mod cmd;
 mod compaction;
+pub mod leader;
 pub mod pipeline;
 pub mod security;
 pub mod session;
@@ -145,6 +146,9 @@ pub struct Node {
     next_idle_check: Instant,
     /// When a wrong password was last logged (they are logged at most once a second).
     last_auth_log: Option<Instant>,
+    /// Likewise for peers' refusals (a wrong proof of the cluster secret, a
+    /// peer frame without one), apart, so that neither kind hides the other.
+    last_peer_auth_log: Option<Instant>,
     /// Every client connection, and what to do with them (see [`clients`]).
     clients: Clients,
     /// Active expiry's next step is not before this (see [`EXPIRE_PAUSE`]).
@@ -153,6 +157,29 @@ pub struct Node {
     argv: Argv,
     /// ... and the requests its look-ahead already parsed.
     ahead: Lookahead,
+    /// Loop iterations so far (see [`leader::Wait::iteration`]).
+    iteration: u64,
+    /// Leader mode: where the epoch and vote are persisted.
+    election_path: Option<std::path::PathBuf>,
+    /// Leader mode, leading: the store's clock at the last log commit (the
+    /// highest counter of its writes that its own log has).
+    own_logged: u64,
+    /// Leader mode: the peers whose catch-up scan to us completed on their
+    /// current link (we may take over from a lower leader among them).
+    synced_peers: Vec<u16>,
+    /// Leader mode, leading: the counter of its last write this leadership.
+    leader_wrote: u64,
+    /// Leader mode: the command that ran made a write of its own (a
+    /// client's, not a peer's frame).
+    local_wrote: bool,
+    /// Leader mode, leading: the command that ran was a linearizable read.
+    read_barrier: bool,
+    /// Leader mode: the last forward id given.
+    next_forward: u64,
+    /// Forwarded requests answered this iteration, for `Ready::unblocked`.
+    forward_ready: Vec<Target>,
+    /// Reused by link input: the forwards it answered.
+    forwarded: Vec<crate::repl::Forwarded>,
 }
 
 impl Node {
@@ -169,7 +196,7 @@ impl Node {
         let peers: Vec<_> = cfg.peers.iter().copied().zip(cfg.peer_names.iter().cloned()).collect();
         let mut store = Store::new(!peers.is_empty());
         let mut repl = Replicator::new(id, &peers, cfg.peer_queue_limit, now);
-        repl.set_password(cfg.requirepass.clone());
+        repl.set_cluster_secret(cfg.cluster_secret.as_deref());
         let log_cfg = LogConfig {
             dir: cfg.dir.clone(),
             fsync: cfg.fsync,
@@ -210,12 +237,25 @@ impl Node {
             compaction: None,
             next_sweep: now + SWEEP_EVERY,
             last_auth_log: None,
+            last_peer_auth_log: None,
             next_idle_check: now,
             clients: Clients::default(),
             next_expire: now,
             argv: Argv::new(),
             ahead: Lookahead::default(),
+            iteration: 0,
+            election_path: None,
+            own_logged: 0,
+            leader_wrote: 0,
+            synced_peers: Vec::new(),
+            read_barrier: false,
+            local_wrote: false,
+            next_forward: 0,
+            forward_ready: Vec::new(),
+            forwarded: Vec::new(),
         };
+        let mut node = node;
+        node.open_election(now)?;
         Ok((node, replay))
     }
 
@@ -236,6 +276,9 @@ impl Node {
         self.now = now;
         self.compaction_step();
         ready.commit = self.commit_log();
+        if self.leader_mode() {
+            self.election_tick(now);
+        }
         self.repl.before_sleep(now, &mut ready.connect);
         self.settle_blocked(now, &mut ready.unblocked);
         self.sample_rates(now);
@@ -261,6 +304,7 @@ impl Node {
     /// on time.
     pub fn advance(&mut self, now: Instant) -> Option<Instant> {
         self.now = now;
+        self.iteration += 1;
         self.repl.end_iteration();
         self.compaction_poll();
         let scanning = self.compaction.is_some() || self.repl.scanning();
@@ -305,6 +349,9 @@ impl Node {
         if let Some(d) = self.repl.deadline() {
             deadline = deadline.min(d);
         }
+        if let Some(e) = self.repl.election.as_ref() {
+            deadline = deadline.min(e.deadline().max(now));
+        }
         if let Some(d) = self.blocked_deadline() {
             deadline = deadline.min(d);
         }
@@ -335,7 +382,10 @@ impl Node {
 
     /// Link `li`'s connection failed or closed (`why` is for the log).
     pub fn link_failed(&mut self, li: usize, now: Instant, why: &str) {
-        self.repl.link_failed(li, now, why);
+        let mut answered = std::mem::take(&mut self.forwarded);
+        self.repl.link_failed(li, now, why, &mut answered);
+        self.forwards_answered(&mut answered);
+        self.forwarded = answered;
     }
 
     /// The driver holds `bytes` not yet written on link `li`'s connection.
@@ -347,7 +397,16 @@ impl Node {
     /// returns how many were used, or why the link must be dropped (it is
     /// already counted as failed).
     pub fn link_input(&mut self, li: usize, input: &[u8], out: &mut Vec<u8>, now: Instant) -> Result<usize, String> {
-        self.repl.link_input(li, input, out, &mut self.store, now)
+        let mut answered = std::mem::take(&mut self.forwarded);
+        let r = self.repl.link_input(li, input, out, &mut self.store, now, &mut answered);
+        if !answered.is_empty() {
+            self.forwards_answered(&mut answered);
+        }
+        self.forwarded = answered;
+        if self.leader_mode() {
+            self.election_events();
+        }
+        r
     }
 
     /// How many peer links there are (link indices are `0..links()`).

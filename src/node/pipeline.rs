@@ -40,6 +40,9 @@ pub struct Processed {
     /// Offset in the output of the first reply that waits for the log
     /// commit (see [`super::Commit`]), and its dialect.
     pub held: Option<(usize, Dialect)>,
+    /// Leader mode, leading: the replies from here on wait for a majority
+    /// (see [`super::leader`]).
+    pub wait: Option<super::leader::Wait>,
     /// Why the connection is closed for breaking the protocol (for the log).
     pub error: Option<String>,
     /// The input looks like HTTP (a web page driving a browser at the
@@ -69,6 +72,7 @@ impl Node {
     ) -> Handled {
         self.stats.commands += 1;
         self.wrote = false;
+        self.local_wrote = false;
         let flow = cmd::dispatch(self, session, dialect, argv, buf, out);
         Handled { flow, wrote: self.wrote }
     }
@@ -111,7 +115,14 @@ impl Node {
                     }
                     let before = out.len();
                     let h = self.handle(session, dialect, &argv, argv.input(dialect, buf), out);
-                    if h.wrote && p.held.is_none() {
+                    if self.leader_mode()
+                        && let Some(w) = self.leader_wait(before, dialect)
+                    {
+                        match &mut p.wait {
+                            Some(first) => first.merge(&w),
+                            None => p.wait = Some(w),
+                        }
+                    } else if h.wrote && p.held.is_none() {
                         p.held = Some((before, dialect));
                     }
                     p.close = matches!(h.flow, Flow::Close | Flow::Attack);

@@ -4,9 +4,11 @@
 //! or HELLO's AUTH) before any command but AUTH, HELLO, PING and QUIT (the
 //! table's `NO_AUTH` flag); until then its requests are held to much
 //! tighter limits ([`PRE_AUTH_LIMITS`]), so it cannot make the server
-//! allocate; a wrong password is counted and logged. Peers authenticate on
-//! their links with the same password before `REPLHELLO`, and a peer frame
-//! from a connection that has not is refused and the connection closed.
+//! allocate; a wrong password is counted and logged. Peers prove the
+//! cluster secret (`--cluster-secret`, else the password) on their links
+//! before `REPLHELLO`, by HMAC challenge-response so that it never crosses
+//! the network ([`crate::repl::handshake`]), and a peer frame from a
+//! connection that has not is refused and the connection closed.
 //!
 //! Protected mode ([`protected_refusal`]): with no password, a server bound
 //! to an address other than loopback refuses clients from other hosts, with

@@ -8,6 +8,7 @@
 //! registry ([`super::clients`]), at [`Session::slot`].
 
 use super::cmd::multi::Multi;
+use crate::repl::handshake::PeerAuth;
 
 /// A client-supplied name (CLIENT SETNAME, SETINFO).
 pub type Name = Box<[u8]>;
@@ -25,10 +26,16 @@ pub struct Session {
     pub resp3: bool,
     /// Gave the password (AUTH, HELLO AUTH). Read only when one is set.
     pub authenticated: bool,
+    /// With a cluster secret, how far this connection is in proving it is
+    /// a peer's link (`REPLAUTH`, `REPLPROOF`): peer frames need it proven.
+    pub peer_auth: PeerAuth,
     /// Set by `REPLHELLO`: this connection is peer node N's link to us.
     pub peer: Option<u16>,
     /// The peer's link has finished catching up: its frames are in order.
     pub peer_ordered: bool,
+    /// A request a follower forwarded to this leader (leader mode): it is
+    /// not forwarded again.
+    pub forwarded: bool,
     /// A transaction being queued (MULTI until EXEC or DISCARD).
     pub multi: Option<Multi>,
     /// Set while EXEC runs the queued commands: a command that would block

@@ -26,6 +26,11 @@ pub struct Stats {
     pub rejected_connections: u64,
     /// AUTH (or HELLO AUTH) with a wrong password.
     pub auth_failures: u64,
+    /// Inbound peer links whose proof of the cluster secret was wrong.
+    pub peer_auth_failures: u64,
+    /// Peer frames refused from connections that had not proved the
+    /// cluster secret (each closed).
+    pub peer_frames_refused: u64,
     /// Commands executed.
     pub commands: u64,
     /// Reads that found their key.
@@ -38,6 +43,10 @@ pub struct Stats {
     pub protocol_errors: u64,
     /// Log commits that failed.
     pub log_write_errors: u64,
+    /// Leader mode: times this node's role changed (led, stopped leading).
+    pub role_changes: u64,
+    /// Leader mode: requests this follower forwarded to the leader.
+    pub forwarded: u64,
     /// Compactions completed.
     pub compactions: u64,
     /// Log size before and after the last compaction, and its duration.
@@ -84,6 +93,8 @@ impl Stats {
         self.total_connections = 0;
         self.rejected_connections = 0;
         self.auth_failures = 0;
+        self.peer_auth_failures = 0;
+        self.peer_frames_refused = 0;
         self.commands = 0;
         self.hits = 0;
         self.misses = 0;
@@ -309,6 +320,8 @@ impl Node {
             ("total_connections".into(), s.total_connections.to_string()),
             ("rejected_connections".into(), s.rejected_connections.to_string()),
             ("auth_failures".into(), s.auth_failures.to_string()),
+            ("peer_auth_failures".into(), s.peer_auth_failures.to_string()),
+            ("peer_frames_refused".into(), s.peer_frames_refused.to_string()),
             ("commands".into(), s.commands.to_string()),
             ("writes".into(), s.writes.to_string()),
             ("get_hits".into(), s.hits.to_string()),
@@ -331,6 +344,16 @@ impl Node {
             v.push(("last_compaction_bytes_after".into(), after.to_string()));
             v.push(("last_compaction_ms".into(), took.as_millis().to_string()));
         }
+        if let Some(e) = self.election() {
+            v.push(("role".into(), e.role.name().into()));
+            v.push(("leader_id".into(), e.leader.map_or("none".into(), |l| l.to_string())));
+            v.push(("epoch".into(), e.epoch.to_string()));
+            v.push(("commit_index".into(), self.commit_point().to_string()));
+            v.push(("elections_started".into(), e.started.to_string()));
+            v.push(("elections_won".into(), e.won.to_string()));
+            v.push(("role_changes".into(), s.role_changes.to_string()));
+            v.push(("forwarded".into(), s.forwarded.to_string()));
+        }
         for l in &self.repl.links {
             let p = format!("peer.{}", l.name);
             let node = l.peer_id.unwrap_or(0);
@@ -341,6 +364,14 @@ impl Node {
             v.push((format!("{p}.last_acked"), l.acked.to_string()));
             v.push((format!("{p}.applied_from"), self.repl.progress.applied_from(node).to_string()));
             v.push((format!("{p}.resyncs"), l.resyncs.to_string()));
+            if self.leader_mode() {
+                let age = l
+                    .votes
+                    .heard
+                    .map_or("never".into(), |h| self.now.saturating_duration_since(h).as_millis().to_string());
+                v.push((format!("{p}.heartbeat_age_ms"), age));
+                v.push((format!("{p}.epoch"), l.votes.epoch.to_string()));
+            }
         }
         v
     }

@@ -91,6 +91,7 @@ impl Node {
         self.repl.queue_write(&rec);
         self.stats.writes += 1;
         self.wrote = true;
+        self.local_wrote = true;
         Ok(applied)
     }
 
@@ -141,6 +142,23 @@ impl Node {
         Ok(self.repl.watermark(from))
     }
 
+    /// Peer `from`'s catch-up scan is through: this node has all its writes
+    /// up to `counter`, and of every other origin what `claims` say the
+    /// peer held when its scan began. Each becomes a watermark record.
+    pub fn peer_synced_all(&mut self, from: u16, counter: u64, claims: &[(u16, u64)]) -> Result<u64, Refused> {
+        self.peer_synced(from, counter)?;
+        for &(origin, w) in claims {
+            if origin == self.id || origin == from || origin == 0 || w <= self.repl.watermark(origin) {
+                continue;
+            }
+            self.repl.progress.advance(origin, w);
+            let version = Version::new(w, origin);
+            let rec = Record { op: Op::Watermark, flags: 0, version, key: b"", value: b"", deadline: None };
+            self.log.stage(&rec);
+        }
+        Ok(self.repl.watermark(from))
+    }
+
     /// Writes what this iteration staged to the log (and fsyncs under
     /// `--fsync always`). On failure every write of the iteration is undone
     /// in the store, the watermarks and the peers' batch, and writes are
@@ -155,6 +173,9 @@ impl Node {
             Ok(()) => {
                 self.store.commit();
                 self.repl.committed();
+                if self.leading() {
+                    self.own_logged = self.store.clock();
+                }
                 Commit::Done
             }
             Err(e) => {

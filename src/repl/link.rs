@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::handshake::LinkAuth;
 use super::wire;
 
 /// First reconnect delay after a failure.
@@ -29,7 +30,8 @@ pub enum LinkState {
     },
     /// A non-blocking connect is under way.
     Connecting,
-    /// Connected; `REPLHELLO` sent, waiting for the peer's watermark.
+    /// Connected; `REPLHELLO` sent, waiting for the peer's watermark (with
+    /// a cluster secret, first the exchange of proofs: [`Link::auth`]).
     Handshake,
     /// Sending what the peer misses: a scan of the store from `cursor`.
     Syncing {
@@ -67,6 +69,16 @@ pub struct Link {
     /// The peer's watermark for us when the link came up: the scan sends
     /// only what is newer.
     pub from: u64,
+    /// What the peer held of every other origin when the link came up
+    /// (its `+HELLO`): the scan sends, of each, only what is newer.
+    pub from_others: Vec<(u16, u64)>,
+    /// What this node held of every origin when the scan began: what
+    /// `REPL_SYNCED` tells the peer it now has.
+    pub claims: Vec<(u16, u64)>,
+    /// This node's epoch when the scan began (leader mode; 0 otherwise).
+    pub sync_epoch: u64,
+    /// Leader mode's state of the link (epoch, heartbeats, forwards).
+    pub votes: super::election::LinkVotes,
     /// Highest counter of our writes queued to the peer.
     pub sent: u64,
     /// Highest counter the peer reported having from us in order.
@@ -80,6 +92,9 @@ pub struct Link {
     pub sync_records: u64,
     /// When the current catch-up began.
     pub sync_started: Option<Instant>,
+    /// With a cluster secret, where the current connection's exchange of
+    /// proofs is (see [`super::handshake`]); set when it connects.
+    pub auth: Option<LinkAuth>,
     delay: Duration,
     /// Whether the current outage was logged (log once per change of state).
     down_logged: bool,
@@ -94,12 +109,17 @@ impl Link {
             state: LinkState::Backoff { until: now },
             peer_id: None,
             from: 0,
+            from_others: Vec::new(),
+            claims: Vec::new(),
+            sync_epoch: 0,
+            votes: Default::default(),
             sent: 0,
             acked: 0,
             queued_bytes: 0,
             resyncs: 0,
             sync_records: 0,
             sync_started: None,
+            auth: None,
             delay: BACKOFF_MIN,
             down_logged: false,
         }
@@ -146,6 +166,11 @@ impl Link {
         self.state = LinkState::Syncing { cursor: 0 };
     }
 
+    /// What the peer held of `origin`'s writes when the link came up.
+    pub fn peer_has(&self, origin: u16) -> u64 {
+        self.from_others.iter().find(|m| m.0 == origin).map_or(0, |m| m.1)
+    }
+
     /// The catch-up scan is complete: from now on, forward live writes.
     pub fn sync_done(&mut self, now: Instant) {
         if let Some(t) = self.sync_started.take() {
@@ -170,6 +195,8 @@ impl Link {
             log::debug!("peer {}: attempt failed ({why})", self.name);
         }
         self.sync_started = None;
+        self.votes.outbox.clear();
+        self.votes.beats.clear();
         // The queue went with the connection; STATS must not show it as waiting.
         self.queued_bytes = 0;
         self.state = LinkState::Backoff { until: now + self.delay };

@@ -9,13 +9,16 @@
 //! - [`link`]: one link's life (backoff, connect, handshake, catch-up, live);
 //! - [`progress`]: the watermarks, what this node holds of every origin;
 //! - [`wire`]: the frames and replies, both ways;
-//! - [`receiver`]: the inbound side, frames received from a peer's link.
+//! - [`receiver`]: the inbound side, frames received from a peer's link;
+//! - [`handshake`]: how both ends of a link prove the cluster secret.
 //!
 //! A link that comes up (at start, after the peer was down, after a reset)
 //! learns the peer's watermark for us and catches up by a scan of the store
 //! for our own writes newer than it, a chunk per loop iteration, then
 //! forwards live writes as the log takes them.
 
+pub mod election;
+pub mod handshake;
 pub mod link;
 pub mod progress;
 pub mod receiver;
@@ -24,9 +27,12 @@ pub mod wire;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use self::election::Election;
+use self::handshake::{ClusterKey, LinkAuth};
 use self::link::{Link, LinkState};
 use self::progress::Progress;
 use self::wire::LinkReply;
+use crate::proto::resp;
 use crate::storage::record::{Op, Record};
 use crate::storage::store::Store;
 
@@ -62,9 +68,22 @@ pub struct Replicator {
     batch_last: u64,
     /// `--peer-queue-limit`.
     queue_limit: usize,
-    /// The password a peer wants before `REPLHELLO` (`--requirepass`; the
-    /// nodes of a cluster share it).
-    password: Option<String>,
+    /// The cluster secret (`--cluster-secret`, else `--requirepass`), as
+    /// the key links prove it with and inbound links must prove it with.
+    secret: Option<ClusterKey>,
+    /// Leader mode's election (`--election bully`), if on.
+    pub election: Option<Election>,
+}
+
+/// A forwarded request's reply, read from a link: for the client waiting
+/// for forward `id`.
+#[derive(Debug)]
+pub struct Forwarded {
+    /// The forward's id.
+    pub id: u64,
+    /// The reply, in the client's protocol; `None`: the link went before
+    /// it came (the outcome is unknown).
+    pub reply: Option<Vec<u8>>,
 }
 
 impl Replicator {
@@ -73,12 +92,18 @@ impl Replicator {
     pub fn new(id: u16, peers: &[(SocketAddr, String)], queue_limit: usize, now: Instant) -> Replicator {
         let links = peers.iter().map(|(a, n)| Link::new(*a, n.clone(), now)).collect();
         let progress = Progress::default();
-        Replicator { id, links, progress, batch: Vec::new(), batch_last: 0, queue_limit, password: None }
+        Replicator { id, links, progress, batch: Vec::new(), batch_last: 0, queue_limit, secret: None, election: None }
     }
 
-    /// Links present `password` (AUTH) before their handshake.
-    pub fn set_password(&mut self, password: Option<String>) {
-        self.password = password;
+    /// Links prove `secret` before `REPLHELLO`, and so must inbound ones
+    /// (see [`handshake`]); `None`: no proof either way.
+    pub fn set_cluster_secret(&mut self, secret: Option<&str>) {
+        self.secret = secret.map(|s| ClusterKey::new(s.as_bytes()));
+    }
+
+    /// The cluster secret's key, if there is one.
+    pub fn cluster_key(&self) -> Option<&ClusterKey> {
+        self.secret.as_ref()
     }
 
     /// Whether there are peers at all.
@@ -138,15 +163,24 @@ impl Replicator {
             out.extend_from_slice(&self.batch);
             link.sent = link.sent.max(self.batch_last);
         }
+        if !link.votes.outbox.is_empty() && !matches!(link.state, LinkState::Backoff { .. } | LinkState::Connecting) {
+            out.extend_from_slice(&link.votes.outbox);
+            link.votes.outbox.clear();
+        }
         if let LinkState::Syncing { cursor } = link.state {
             let mut i = cursor;
             let end = (cursor + SYNC_CHUNK).min(store.slots());
             // Checked before each slot, not after: a peer that does not read
             // must not get even one more frame per loop iteration.
             while i < end && out.len() - written < high_water {
+                // Every origin's writes the peer lacks, not only ours: a
+                // node that was down, or a new leader, gets from any one
+                // peer what it holds (node 0's, typed by a person, stay
+                // where they were typed).
                 if let Some(s) = store.slot(i)
-                    && s.version.node() == self.id
-                    && s.version.counter() > link.from
+                    && s.version.node() != 0
+                    && s.version.counter()
+                        > if s.version.node() == self.id { link.from } else { link.peer_has(s.version.node()) }
                 {
                     // A key due to expire is a tombstone here (see `Store::slot`):
                     // the same state as the write with its deadline, fewer bytes.
@@ -158,7 +192,7 @@ impl Replicator {
             }
             if i >= store.slots() {
                 link.sent = link.sent.max(store.clock());
-                wire::synced(out, store.clock());
+                wire::synced(out, store.clock(), link.sync_epoch, &link.claims);
                 link.sync_done(now);
             } else {
                 link.state = LinkState::Syncing { cursor: i };
@@ -195,16 +229,32 @@ impl Replicator {
 
     /// The connection of link `li` is up; `out` is its output.
     pub fn link_connected(&mut self, li: usize, out: &mut Vec<u8>) {
-        if let Some(p) = &self.password {
-            // Answered `+OK`, or `-WRONGPASS`, which drops the link.
-            wire::auth(out, p.as_bytes());
+        let link = &mut self.links[li];
+        if self.secret.is_none() {
+            link.connected(self.id, out);
+            return;
         }
-        self.links[li].connected(self.id, out);
+        // The proofs first; `REPLHELLO` once the peer has proved the secret.
+        link.state = LinkState::Handshake;
+        link.auth = match handshake::fresh_nonce() {
+            Some(nonce) => Some(LinkAuth::start(self.id, nonce, out)),
+            None => {
+                // A REPLAUTH without its arguments: the peer refuses it,
+                // which drops the link, to be tried again after a backoff.
+                log::error!("peer {}: cannot draw a random nonce for the handshake", link.name);
+                resp::array(out, 1);
+                resp::bulk(out, b"REPLAUTH");
+                None
+            }
+        };
     }
 
     /// The connection of link `li` failed or closed; `why` is for the log.
-    pub fn link_failed(&mut self, li: usize, now: Instant, why: &str) {
+    /// The requests forwarded on it and not answered go into `forwarded`
+    /// with no reply (their outcome is unknown).
+    pub fn link_failed(&mut self, li: usize, now: Instant, why: &str, forwarded: &mut Vec<Forwarded>) {
         self.links[li].failed(now, why);
+        forwarded.extend(self.links[li].votes.reset().into_iter().map(|id| Forwarded { id, reply: None }));
     }
 
     /// The driver holds `bytes` of link `li`'s not yet written.
@@ -224,6 +274,7 @@ impl Replicator {
         out: &mut Vec<u8>,
         store: &mut Store,
         now: Instant,
+        forwarded: &mut Vec<Forwarded>,
     ) -> Result<usize, String> {
         let mut used = 0;
         loop {
@@ -236,25 +287,95 @@ impl Replicator {
                 Err(e) => return Err(self.fail(li, now, e.to_string())),
             };
             let link = &mut self.links[li];
+            // With a secret, only the exchange of proofs (or a refusal)
+            // counts until the peer has proved it.
+            let proven = self.secret.is_none() || link.auth.as_ref().is_some_and(LinkAuth::done);
             match reply {
-                LinkReply::Hello { watermark, node } => {
+                LinkReply::Challenge { node, nonce } => {
+                    let step = match (&mut link.auth, &self.secret) {
+                        (Some(auth), Some(key)) => auth.on_challenge(key, node, nonce, out),
+                        _ => Err("a REPLAUTH challenge, unasked"),
+                    };
+                    if let Err(why) = step {
+                        return Err(self.fail(li, now, why.to_string()));
+                    }
+                }
+                LinkReply::Proof(proof) => {
+                    let step = match (&mut link.auth, &self.secret) {
+                        (Some(auth), Some(key)) => auth.on_proof(key, proof),
+                        _ => Err("a REPLPROOF reply, unasked"),
+                    };
+                    match step {
+                        Ok(peer) => {
+                            link.peer_id = Some(peer);
+                            link.connected(self.id, out);
+                        }
+                        Err(why) => return Err(self.fail(li, now, why.to_string())),
+                    }
+                }
+                LinkReply::Error(msg) => {
+                    let why = format!("peer refused: {}", String::from_utf8_lossy(msg));
+                    return Err(self.fail(li, now, why));
+                }
+                _ if !proven => {
+                    return Err(self.fail(li, now, "the peer answered before proving the cluster secret".into()));
+                }
+                LinkReply::Hello { node, .. }
+                    if link.auth.as_ref().and_then(LinkAuth::peer).is_some_and(|p| p != node) =>
+                {
+                    return Err(self.fail(li, now, "the peer's HELLO names another node than it proved".into()));
+                }
+                LinkReply::Hello { watermark, node, epoch, marks } => {
                     link.peer_id = Some(node);
                     store.observe(watermark);
+                    link.from_others = marks;
+                    link.claims = self.progress.marks().to_vec();
+                    link.votes.epoch = epoch;
+                    link.sync_epoch = self.election.as_ref().map_or(0, |e| e.epoch);
                     link.handshake_done(watermark, now);
-                    // A FLUSHALL of ours the peer lacks goes first, once per
+                    // A FLUSHALL the peer lacks goes first, once per
                     // catch-up, before any live frame and before the scan
                     // (which may start over, see `restart_scans`, or stall at
                     // its first slot while the queue is full).
                     let floor = store.floor();
-                    if floor.node() == self.id && floor.counter() > watermark {
+                    let has = if floor.node() == self.id { watermark } else { link.peer_has(floor.node()) };
+                    if floor.counter() > 0 && floor.node() != 0 && floor.counter() > has {
                         wire::frame(out, Op::FlushAll, b"", b"", floor, None);
+                    }
+                    if let Some(e) = &mut self.election {
+                        e.see_epoch(epoch, now);
                     }
                 }
                 LinkReply::Watermark(w) => link.acked = link.acked.max(w),
                 LinkReply::Ok => {}
-                LinkReply::Error(msg) => {
-                    let why = format!("peer refused: {}", String::from_utf8_lossy(msg));
-                    return Err(self.fail(li, now, why));
+                LinkReply::Election { epoch, answer } => {
+                    link.votes.epoch = epoch;
+                    if let (Some(e), Some(peer)) = (&mut self.election, link.peer_id) {
+                        e.on_ask_answer(peer, epoch, answer, now);
+                    }
+                }
+                LinkReply::Vote { epoch, granted } => {
+                    link.votes.epoch = epoch;
+                    link.votes.heard = Some(now);
+                    if let (Some(e), Some(peer)) = (&mut self.election, link.peer_id) {
+                        e.on_vote_answer(peer, epoch, granted, now);
+                    }
+                }
+                LinkReply::Beat { epoch, watermark } => {
+                    link.votes.epoch = epoch;
+                    link.acked = link.acked.max(watermark);
+                    if let Some(r) = link.votes.beats.pop_front() {
+                        link.votes.confirmed = link.votes.confirmed.max(r);
+                    }
+                    link.votes.heard = Some(now);
+                    if let Some(e) = &mut self.election {
+                        e.see_epoch(epoch, now);
+                    }
+                }
+                LinkReply::Bulk(reply) => {
+                    if let Some(id) = link.votes.forwards.pop_front() {
+                        forwarded.push(Forwarded { id, reply: Some(reply.to_vec()) });
+                    }
                 }
             }
         }
@@ -263,6 +384,34 @@ impl Replicator {
     fn fail(&mut self, li: usize, now: Instant, why: String) -> String {
         self.links[li].failed(now, &why);
         why
+    }
+
+    /// Starts the catch-up of link `li`'s peer over again, on the same
+    /// connection: `REPLHELLO` anew (the peer treats what follows as
+    /// unordered until `REPL_SYNCED`), and a scan from its fresh
+    /// watermarks. A voter does this once it has granted its vote, so that
+    /// the scan the candidate waits for begins after the grant.
+    pub fn resync(&mut self, li: usize, now: Instant) {
+        let link = &mut self.links[li];
+        if matches!(link.state, LinkState::Syncing { .. } | LinkState::Connected | LinkState::Handshake) {
+            link.state = LinkState::Handshake;
+            wire::hello(&mut link.votes.outbox, self.id);
+        } else {
+            self.kick(li, now);
+        }
+    }
+
+    /// The peer of link `li` is up (it just linked in to us): a link
+    /// waiting out its backoff connects now.
+    pub fn kick(&mut self, li: usize, now: Instant) {
+        if let LinkState::Backoff { until } = &mut self.links[li].state {
+            *until = (*until).min(now);
+        }
+    }
+
+    /// The link whose peer is node `id`, once its handshake said so.
+    pub fn link_of(&self, id: u16) -> Option<usize> {
+        self.links.iter().position(|l| l.peer_id == Some(id))
     }
 
     /// Whether a link is scanning the store (no slot may move meanwhile).
@@ -310,5 +459,26 @@ mod tests {
         assert_eq!(c.links[1].state, LinkState::Connected);
         assert!(matches!(c.links[2].state, LinkState::Backoff { .. }));
         assert_eq!(c.deadline(), Some(t0 + std::time::Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn with_a_secret_a_link_says_and_sends_nothing_until_the_peer_proves_it() {
+        let t0 = Instant::now();
+        let peers = [("127.0.0.1:1".parse().unwrap(), "p".to_string())];
+        let mut store = Store::new(true);
+        for early in [&b"+HELLO 0 2\r\n"[..], b":5\r\n", b"+OK\r\n", b"+REPLPROOF 00\r\n"] {
+            let mut c = Replicator::new(1, &peers, 1 << 20, t0);
+            c.set_cluster_secret(Some("s3cret"));
+            c.links[0].connecting();
+            let mut out = vec![];
+            c.link_connected(0, &mut out);
+            assert!(out.starts_with(b"*3\r\n$8\r\nREPLAUTH\r\n$1\r\n1\r\n$64\r\n"), "{out:?}");
+            assert!(memchr::memmem::find(&out, b"s3cret").is_none());
+            // A listener on the peer's address that does not know the secret.
+            out.clear();
+            assert!(c.link_input(0, early, &mut out, &mut store, t0, &mut vec![]).is_err(), "{early:?} accepted");
+            assert!(out.is_empty(), "{early:?}: something was sent");
+            assert!(matches!(c.links[0].state, LinkState::Backoff { .. }));
+        }
     }
 }

@@ -28,6 +28,11 @@ impl Progress {
         self.watermarks.iter().find(|w| w.0 == node).map_or(0, |w| w.1)
     }
 
+    /// Every origin's watermark.
+    pub fn marks(&self) -> &[(u16, u64)] {
+        &self.watermarks
+    }
+
     /// Moves `node`'s watermark up to `counter` (never down).
     pub fn advance(&mut self, node: u16, counter: u64) {
         if !self.saved_valid {

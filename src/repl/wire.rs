@@ -6,6 +6,8 @@
 //!
 //! | frame | meaning | reply |
 //! |---|---|---|
+//! | `REPLAUTH <id> <nonce>` | with a cluster secret, first: see [`super::handshake`] | `+REPLAUTH <peer id> <nonce>` |
+//! | `REPLPROOF <hmac>` | the link's proof of the secret | `+REPLPROOF <hmac>`, the peer's |
 //! | `REPLHELLO <id>` | "I am node id" | `+HELLO <N> <peer id>`, N the highest counter of id's writes the peer has in order |
 //! | `REPL_PUT <key> <value> <version>` | a write of ours | `:N` as above |
 //! | `REPL_PUT <key> <value> <version> <deadline>` | a write of ours that expires at `deadline` (ms since the Unix epoch) | `:N` |
@@ -29,14 +31,6 @@
 use crate::proto::resp;
 use crate::storage::record::{Op, Record, Version};
 
-/// Encodes `AUTH <password>`, which a link sends first when the cluster
-/// has a password.
-pub fn auth(out: &mut Vec<u8>, password: &[u8]) {
-    resp::array(out, 2);
-    resp::bulk(out, b"AUTH");
-    resp::bulk(out, password);
-}
-
 /// Encodes `REPLHELLO <id>`.
 pub fn hello(out: &mut Vec<u8>, id: u16) {
     resp::array(out, 2);
@@ -44,16 +38,74 @@ pub fn hello(out: &mut Vec<u8>, id: u16) {
     bulk_u64(out, u64::from(id));
 }
 
-/// Encodes the answer to `REPLHELLO`: `+HELLO <watermark> <our id>`.
-pub fn hello_reply(out: &mut Vec<u8>, watermark: u64, id: u16) {
-    resp::simple(out, format!("HELLO {watermark} {id}").as_bytes());
+/// Encodes the answer to `REPLHELLO`: `+HELLO <watermark> <our id>
+/// <epoch> [<origin> <watermark>]...`: the watermark for the asker, then
+/// our epoch (leader mode; 0 otherwise) and what we hold of every origin
+/// (the asker's catch-up scan sends what is newer, whoever wrote it).
+pub fn hello_reply(out: &mut Vec<u8>, watermark: u64, id: u16, epoch: u64, marks: &[(u16, u64)]) {
+    let mut line = format!("HELLO {watermark} {id} {epoch}");
+    for (o, w) in marks {
+        line.push_str(&format!(" {o} {w}"));
+    }
+    resp::simple(out, line.as_bytes());
 }
 
-/// Encodes `REPL_SYNCED <counter>`.
-pub fn synced(out: &mut Vec<u8>, counter: u64) {
-    resp::array(out, 2);
+/// Encodes `REPL_SYNCED <counter> <epoch> [<origin> <watermark>]...`: the
+/// scan is through; the peer holds all our writes up to `counter`, and, of
+/// every other origin, what we held when the scan began. `epoch`: ours
+/// when the scan began (a candidate counts only scans of its epoch).
+pub fn synced(out: &mut Vec<u8>, counter: u64, epoch: u64, claims: &[(u16, u64)]) {
+    resp::array(out, 3 + 2 * claims.len());
     resp::bulk(out, b"REPL_SYNCED");
     bulk_u64(out, counter);
+    bulk_u64(out, epoch);
+    for &(o, w) in claims {
+        bulk_u64(out, u64::from(o));
+        bulk_u64(out, w);
+    }
+}
+
+/// Encodes `REPL_ELECTION <epoch> <id>` (Bully's ELECTION; a pre-vote).
+pub fn ask(out: &mut Vec<u8>, epoch: u64, id: u16) {
+    election_frame(out, b"REPL_ELECTION", epoch, u64::from(id), None);
+}
+
+/// Encodes `REPL_VOTE <epoch> <id>`.
+pub fn vote(out: &mut Vec<u8>, epoch: u64, id: u16) {
+    election_frame(out, b"REPL_VOTE", epoch, u64::from(id), None);
+}
+
+/// Encodes `REPL_BEAT <epoch> <id> <commit>` (COORDINATOR and heartbeats).
+pub fn beat(out: &mut Vec<u8>, epoch: u64, id: u16, commit: u64) {
+    election_frame(out, b"REPL_BEAT", epoch, u64::from(id), Some(commit));
+}
+
+fn election_frame(out: &mut Vec<u8>, name: &[u8], epoch: u64, id: u64, extra: Option<u64>) {
+    resp::array(out, if extra.is_some() { 4 } else { 3 });
+    resp::bulk(out, name);
+    bulk_u64(out, epoch);
+    bulk_u64(out, id);
+    if let Some(x) = extra {
+        bulk_u64(out, x);
+    }
+}
+
+/// Encodes `REPL_FWD <kind> <arg>...`: a client's command forwarded to the
+/// leader; `kind` is the client's protocol (`t` text, `2` RESP2, `3`
+/// RESP3), whose reply comes back as one bulk string.
+pub fn forward<'a>(out: &mut Vec<u8>, kind: u8, args: impl ExactSizeIterator<Item = &'a [u8]>) {
+    resp::array(out, 2 + args.len());
+    resp::bulk(out, b"REPL_FWD");
+    resp::bulk(out, &[kind]);
+    for a in args {
+        resp::bulk(out, a);
+    }
+}
+
+/// Encodes a simple-string answer to an election frame:
+/// `+<word> <epoch> <value>`.
+pub fn election_reply(out: &mut Vec<u8>, word: &str, epoch: u64, value: &str) {
+    resp::simple(out, format!("{word} {epoch} {value}").as_bytes());
 }
 
 /// Encodes a write as the frame that replays it on a peer (`deadline`:
@@ -108,19 +160,105 @@ fn bulk_u64(out: &mut Vec<u8>, n: u64) {
 /// A reply read from a peer link.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LinkReply<'a> {
-    /// `+HELLO <watermark> <node>`: the answer to `REPLHELLO`.
+    /// `+HELLO <watermark> <node> <epoch> [<origin> <watermark>]...`: the
+    /// answer to `REPLHELLO`.
     Hello {
         /// The peer's watermark for us.
         watermark: u64,
         /// The peer's node id.
         node: u16,
+        /// The peer's epoch.
+        epoch: u64,
+        /// What it holds of each origin.
+        marks: Vec<(u16, u64)>,
     },
     /// `:N`: the peer's watermark for us.
     Watermark(u64),
-    /// `+OK`: the peer took our password.
+    /// `+OK`.
     Ok,
+    /// `+ELECTION <epoch> <answer>`: the answer to `REPL_ELECTION`.
+    Election {
+        /// The peer's epoch.
+        epoch: u64,
+        /// Its answer.
+        answer: super::election::Answer,
+    },
+    /// `+VOTE <epoch> <0|1>`: the answer to `REPL_VOTE`.
+    Vote {
+        /// The peer's epoch.
+        epoch: u64,
+        /// Whether it granted the vote.
+        granted: bool,
+    },
+    /// `+BEAT <epoch> <watermark>`: the answer to `REPL_BEAT`.
+    Beat {
+        /// The peer's epoch (newer than ours: we are deposed).
+        epoch: u64,
+        /// Its watermark for us.
+        watermark: u64,
+    },
+    /// `$<n>`: the reply to a forwarded request (`REPL_FWD`).
+    Bulk(&'a [u8]),
+    /// `+REPLAUTH <node> <nonce>`: the peer's challenge (see [`super::handshake`]).
+    Challenge {
+        /// The peer's node id.
+        node: u16,
+        /// Its nonce, in hex.
+        nonce: &'a [u8],
+    },
+    /// `+REPLPROOF <hmac>`: the peer's proof of the cluster secret, in hex.
+    Proof(&'a [u8]),
     /// `-...`: the peer refused a frame.
     Error(&'a [u8]),
+}
+
+/// The largest forwarded reply a link accepts (a value at Redis's 512 MB
+/// cap, with room for its framing).
+pub const MAX_FORWARD_REPLY: usize = (512 << 20) + 1024;
+
+fn parse_words(rest: &[u8]) -> Result<LinkReply<'_>, &'static str> {
+    let num = |w: Option<&[u8]>| w.and_then(resp::parse_int).and_then(|n| u64::try_from(n).ok());
+    let mut words = rest.split(|&c| c == b' ');
+    let word = words.next();
+    let (a, b) = (words.next(), words.next());
+    match word {
+        Some(b"HELLO") => {
+            let watermark = num(a).ok_or("bad HELLO reply")?;
+            let node = num(b).and_then(|n| u16::try_from(n).ok()).ok_or("bad HELLO reply")?;
+            let epoch = match words.next() {
+                None => 0,
+                w => num(w).ok_or("bad HELLO reply")?,
+            };
+            let mut marks = Vec::new();
+            while let Some(o) = words.next() {
+                let o = num(Some(o)).and_then(|n| u16::try_from(n).ok()).ok_or("bad HELLO reply")?;
+                marks.push((o, num(words.next()).ok_or("bad HELLO reply")?));
+            }
+            Ok(LinkReply::Hello { watermark, node, epoch, marks })
+        }
+        _ if words.next().is_some() => Err("unexpected reply"),
+        Some(b"REPLAUTH") => {
+            let node = num(a).and_then(|n| u16::try_from(n).ok()).ok_or("bad REPLAUTH reply")?;
+            Ok(LinkReply::Challenge { node, nonce: b.ok_or("bad REPLAUTH reply")? })
+        }
+        Some(b"REPLPROOF") if b.is_none() => Ok(LinkReply::Proof(a.ok_or("bad REPLPROOF reply")?)),
+        Some(b"ELECTION") => {
+            let answer = b.and_then(super::election::Answer::parse).ok_or("bad ELECTION reply")?;
+            Ok(LinkReply::Election { epoch: num(a).ok_or("bad ELECTION reply")?, answer })
+        }
+        Some(b"VOTE") => {
+            let granted = match b {
+                Some(b"1") => true,
+                Some(b"0") => false,
+                _ => return Err("bad VOTE reply"),
+            };
+            Ok(LinkReply::Vote { epoch: num(a).ok_or("bad VOTE reply")?, granted })
+        }
+        Some(b"BEAT") => {
+            Ok(LinkReply::Beat { epoch: num(a).ok_or("bad BEAT reply")?, watermark: num(b).ok_or("bad BEAT reply")? })
+        }
+        _ => Err("unexpected reply"),
+    }
 }
 
 /// Parses the reply at the start of `buf`: `Ok(None)` if incomplete,
@@ -137,15 +275,20 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(LinkReply<'_>, usize)>, &'stati
         }
         Some((b'-', msg)) => Ok(Some((LinkReply::Error(msg), end + 1))),
         Some((b'+', b"OK")) => Ok(Some((LinkReply::Ok, end + 1))),
-        Some((b'+', rest)) => {
-            let mut words = rest.split(|&c| c == b' ');
-            let (Some(b"HELLO"), Some(w), Some(n), None) = (words.next(), words.next(), words.next(), words.next())
-            else {
-                return Err("unexpected reply");
-            };
-            let watermark = resp::parse_int(w).and_then(|n| u64::try_from(n).ok()).ok_or("bad HELLO reply")?;
-            let node = resp::parse_int(n).and_then(|n| u16::try_from(n).ok()).ok_or("bad HELLO reply")?;
-            Ok(Some((LinkReply::Hello { watermark, node }, end + 1)))
+        Some((b'+', rest)) => parse_words(rest).map(|r| Some((r, end + 1))),
+        Some((b'$', digits)) => {
+            let n = resp::parse_int(digits).and_then(|n| usize::try_from(n).ok()).ok_or("bad bulk length")?;
+            if n > MAX_FORWARD_REPLY {
+                return Err("forwarded reply too large");
+            }
+            let start = end + 1;
+            if buf.len() < start + n + 2 {
+                return Ok(None);
+            }
+            if &buf[start + n..start + n + 2] != b"\r\n" {
+                return Err("bulk reply without CRLF");
+            }
+            Ok(Some((LinkReply::Bulk(&buf[start..start + n]), start + n + 2)))
         }
         _ => Err("unexpected reply"),
     }
@@ -217,11 +360,33 @@ mod tests {
         assert_eq!(parse_reply(b"-ERR no\r\n"), Ok(Some((LinkReply::Error(b"ERR no"), 9))));
         assert_eq!(parse_reply(b"+OK\r\n"), Ok(Some((LinkReply::Ok, 5))));
         assert!(parse_reply(b"+NO\r\n").is_err());
-        assert_eq!(parse_reply(b"+HELLO 9 12346\r\n"), Ok(Some((LinkReply::Hello { watermark: 9, node: 12346 }, 16))));
+        let hello = |epoch, marks| LinkReply::Hello { watermark: 9, node: 12346, epoch, marks };
+        assert_eq!(parse_reply(b"+HELLO 9 12346\r\n"), Ok(Some((hello(0, vec![]), 16))));
         assert!(parse_reply(b":-1\r\n").is_err());
+        assert_eq!(
+            parse_reply(b"+REPLAUTH 7 ab12\r\n"),
+            Ok(Some((LinkReply::Challenge { node: 7, nonce: b"ab12" }, 18)))
+        );
+        assert_eq!(parse_reply(b"+REPLPROOF ff\r\n"), Ok(Some((LinkReply::Proof(b"ff"), 15))));
+        assert!(parse_reply(b"+REPLAUTH 70000 ab\r\n").is_err());
+        assert!(parse_reply(b"+REPLPROOF a b\r\n").is_err());
         let mut out = vec![];
-        hello_reply(&mut out, 9, 12346);
-        assert_eq!(parse_reply(&out), Ok(Some((LinkReply::Hello { watermark: 9, node: 12346 }, 16))));
+        hello_reply(&mut out, 9, 12346, 3, &[(7, 70), (8, 80)]);
+        assert_eq!(parse_reply(&out), Ok(Some((hello(3, vec![(7, 70), (8, 80)]), out.len()))));
+        assert!(parse_reply(b"+HELLO 9 12346 3 7\r\n").is_err(), "an origin without its watermark");
+        use super::super::election::Answer;
+        assert_eq!(
+            parse_reply(b"+ELECTION 4 alive\r\n"),
+            Ok(Some((LinkReply::Election { epoch: 4, answer: Answer::Alive }, 19)))
+        );
+        assert_eq!(parse_reply(b"+VOTE 4 1\r\n"), Ok(Some((LinkReply::Vote { epoch: 4, granted: true }, 11))));
+        assert!(parse_reply(b"+VOTE 4 2\r\n").is_err());
+        assert_eq!(parse_reply(b"+BEAT 4 99\r\n"), Ok(Some((LinkReply::Beat { epoch: 4, watermark: 99 }, 12))));
+        assert!(parse_reply(b"+BEAT 4 99 1\r\n").is_err());
+        assert_eq!(parse_reply(b"$3\r\n+OK\r\n"), Ok(Some((LinkReply::Bulk(b"+OK"), 9))));
+        assert_eq!(parse_reply(b"$3\r\n+OK\r"), Ok(None));
+        assert!(parse_reply(b"$3\r\n+OKxx").is_err());
+        assert!(parse_reply(b"$999999999999\r\n").is_err());
     }
 
     #[test]

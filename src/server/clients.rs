@@ -106,7 +106,10 @@ impl Server {
             }
             self.node.finish_blocked(session, &mut output.data);
             conn.blocked = false;
-            if !conn.input.is_empty() || conn.unread {
+            if conn.hung_up && conn.input.is_empty() {
+                conn.closing = true;
+                self.closing.push(t.conn);
+            } else if !conn.input.is_empty() || conn.unread {
                 self.resume.push(t.conn);
             }
             self.queue_flush(t.conn);

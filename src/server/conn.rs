@@ -21,6 +21,7 @@ use mio::net::TcpStream;
 
 use super::tls::TlsStream;
 use crate::node::Session;
+use crate::node::leader::Wait;
 use crate::proto::Dialect;
 
 /// Initial and minimum input buffer size. Grown by doubling when a read
@@ -168,10 +169,17 @@ impl OutBuf {
     }
     /// Writes until done or the socket would block. Returns bytes written.
     pub fn flush(&mut self, w: &mut impl Write) -> io::Result<usize> {
+        self.flush_to(w, usize::MAX)
+    }
+
+    /// As [`OutBuf::flush`], writing nothing past byte `limit` of `data`
+    /// (replies from there on wait, see [`crate::node::leader`]).
+    pub fn flush_to(&mut self, w: &mut impl Write, limit: usize) -> io::Result<usize> {
         let mut total = 0;
-        while self.written < self.data.len() {
-            let want = self.data.len() - self.written;
-            match w.write(&self.data[self.written..]) {
+        let end = self.data.len().min(limit);
+        while self.written < end {
+            let want = end - self.written;
+            match w.write(&self.data[self.written..end]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.written += n;
@@ -313,10 +321,17 @@ pub struct Conn {
     pub unread: bool,
     /// Already on the list of connections to flush this iteration.
     pub on_flush_list: bool,
+    /// The client hung up while blocked (`printf 'PUT k v\n' | nc`): it is
+    /// closed once its blocked command is answered and the rest of its
+    /// input processed, not before.
+    pub hung_up: bool,
     /// Output offset of the first reply that waits for the log commit, and
     /// its dialect: replies from there on are retracted if the commit fails,
     /// and replaced by an error in that dialect.
     pub held: Option<(usize, Dialect)>,
+    /// Leader mode: replies waiting for the leader's majority, in output
+    /// order; nothing from the first one's offset on is written.
+    pub waits: std::collections::VecDeque<Wait>,
 }
 
 impl Conn {
@@ -333,7 +348,9 @@ impl Conn {
             blocked: false,
             unread: false,
             on_flush_list: false,
+            hung_up: false,
             held: None,
+            waits: std::collections::VecDeque::new(),
         }
     }
 
@@ -354,7 +371,8 @@ impl Conn {
     /// Writes the output, then whatever TLS bytes are still pending (a
     /// handshake flight, say, with no reply behind it).
     pub fn flush(&mut self) -> io::Result<usize> {
-        let n = self.output.flush(&mut self.stream)?;
+        let limit = self.waits.front().map_or(usize::MAX, |w| w.at);
+        let n = self.output.flush_to(&mut self.stream, limit)?;
         if let Stream::Tls(t) = &mut self.stream {
             t.send_pending()?;
         }

@@ -63,6 +63,7 @@ use self::conn::{Conn, Role};
 use self::tls::Tls;
 use crate::config::Config;
 use crate::node::clients::Buffers;
+use crate::node::leader::{Settled, outcome_unknown};
 use crate::node::security::PRE_AUTH_BUFFER;
 use crate::node::{Commit, Node, Ready, unix_now};
 
@@ -100,6 +101,8 @@ pub struct Server {
     resuming: Vec<usize>,
     /// Connections to close in `before_sleep`.
     closing: Vec<usize>,
+    /// Leader mode: connections with replies waiting for a majority.
+    waiting: Vec<usize>,
     /// The client count the open-file limit was last raised for
     /// (`maxclients` can grow at run time).
     fd_limit_for: usize,
@@ -179,6 +182,7 @@ impl Server {
             resume: Vec::new(),
             resuming: Vec::new(),
             closing: Vec::new(),
+            waiting: Vec::new(),
             fd_limit_for,
             wakeup: Some(now),
             stop: false,
@@ -309,7 +313,9 @@ impl Server {
                 self.node.count_input(f.got, false);
                 self.process(id);
                 let Some(conn) = self.conns.get_mut(id) else { return };
-                if f.eof {
+                if f.eof && conn.blocked {
+                    conn.hung_up = true;
+                } else if f.eof {
                     log::debug!("{}: closed by the client", conn.addr);
                     self.close_later(id, false);
                 } else if conn.unread && !conn.paused && !conn.closing && !conn.blocked {
@@ -342,6 +348,17 @@ impl Server {
         if conn.held.is_none() {
             conn.held = p.held;
         }
+        if let Some(w) = p.wait {
+            match conn.waits.back_mut() {
+                Some(last) if last.iteration == w.iteration => last.merge(&w),
+                _ => {
+                    if conn.waits.is_empty() {
+                        self.waiting.push(id);
+                    }
+                    conn.waits.push_back(w);
+                }
+            }
+        }
         conn.paused |= p.paused;
         conn.blocked |= p.blocked;
         if let Some(e) = &p.error {
@@ -360,6 +377,8 @@ impl Server {
         }
         if p.close || hard_limit {
             self.close_later(id, hard_limit || p.attack);
+        } else if conn.hung_up && !conn.blocked {
+            self.close_later(id, false);
         }
         self.queue_flush(id);
         if self.node.has_kills() {
@@ -398,7 +417,11 @@ impl Server {
     fn before_sleep(&mut self) {
         let now = Instant::now();
         self.node.before_sleep(now, &mut self.ready);
+        let failed = matches!(self.ready.commit, Commit::Failed(_));
         self.settle_commit();
+        if !self.waiting.is_empty() {
+            self.settle_waits(failed, now);
+        }
         self.unblock_clients();
         self.feed_monitors();
         if self.node.has_kills() {
@@ -440,6 +463,51 @@ impl Server {
                 self.closing.push(id);
             }
         }
+    }
+
+    /// Leader mode: releases the replies whose majority is there; replaces
+    /// by an error the ones that can no longer get it (leadership lost,
+    /// `--request-timeout-ms`: outcome unknown) or whose writes the failed
+    /// log commit rolled back (not applied), and closes those connections
+    /// (what followed in a pipeline may have depended on them).
+    fn settle_waits(&mut self, commit_failed: bool, now: Instant) {
+        let iteration = self.node.iteration();
+        let mut list = std::mem::take(&mut self.waiting);
+        list.retain(|&id| {
+            let Some(conn) = self.conns.get_mut(id) else { return false };
+            let mut released = false;
+            let keep = loop {
+                let Some(w) = conn.waits.front() else { break false };
+                if commit_failed && w.iteration == iteration {
+                    conn.output.truncate_unwritten(w.at);
+                    w.dialect.error(&mut conn.output.data, "log write failed; the write was not applied");
+                } else {
+                    match self.node.settle_wait(w, now) {
+                        Settled::Ready => {
+                            conn.waits.pop_front();
+                            released = true;
+                            continue;
+                        }
+                        Settled::Waiting => break true,
+                        Settled::Unknown => {
+                            conn.output.truncate_unwritten(w.at);
+                            outcome_unknown(&mut conn.output.data, w.dialect);
+                        }
+                    }
+                }
+                conn.waits.clear();
+                conn.closing = true;
+                self.closing.push(id);
+                released = true;
+                break false;
+            };
+            if released && !conn.on_flush_list && conn.has_output() {
+                conn.on_flush_list = true;
+                self.flush.push(id);
+            }
+            keep
+        });
+        self.waiting = list;
     }
 
     fn flush_all(&mut self) {

@@ -128,6 +128,7 @@ fn server(node: &Node) -> Fields {
         f("config_file", String::new()),
         f("io_threads_active", "0"),
         f("kvstore_node_id", node.id.to_string()),
+        f("kvstore_epoch", node.election().map_or(0, |e| e.epoch)),
     ]
 }
 
@@ -244,6 +245,34 @@ fn stats(node: &Node) -> Fields {
 /// this node's writes (see ROLE).
 fn replication(node: &Node) -> Fields {
     let up: Vec<_> = node.repl.links.iter().filter(|l| is_up(l.state)).collect();
+    if let Some(e) = node.election().filter(|e| !e.leading()) {
+        // A follower in leader mode: as a Redis replica shows its master.
+        let (host, port) = node
+            .leader_addr()
+            .and_then(|a| a.rsplit_once(':').map(|(h, p)| (h.to_string(), p.to_string())))
+            .unwrap_or(("?".into(), "0".into()));
+        let link_up = e.leader.and_then(|l| node.repl.link_of(l)).is_some_and(|li| is_up(node.repl.links[li].state));
+        return vec![
+            f("role", "slave"),
+            f("master_host", host),
+            f("master_port", port),
+            f("master_link_status", if link_up && e.leader.is_some() { "up" } else { "down" }),
+            f("master_last_io_seconds_ago", 0),
+            f("master_sync_in_progress", 0),
+            f("slave_read_repl_offset", node.store.clock()),
+            f("slave_repl_offset", node.store.clock()),
+            f("slave_priority", 100),
+            f("slave_read_only", 1),
+            f("replica_announced", 1),
+            f("connected_slaves", 0),
+            f("master_failover_state", "no-failover"),
+            f("master_replid", node.stats.run_id.clone()),
+            f("master_repl_offset", node.store.clock()),
+            f("kvstore_node_id", node.id),
+            f("kvstore_epoch", e.epoch),
+            f("kvstore_leader_id", e.leader.map_or("none".into(), |l| l.to_string())),
+        ];
+    }
     let mut v: Fields = vec![f("role", "master"), f("connected_slaves", up.len())];
     for (i, l) in up.iter().enumerate() {
         let state = if l.state.name() == "connected" { "online" } else { "wait_bgsave" };

@@ -76,6 +76,10 @@ impl<'a> Args<'a> {
     pub fn get(&self, i: usize) -> &'a [u8] {
         self.argv.get(self.buf, i)
     }
+    /// The buffer the arguments are spans of.
+    pub fn buf(&self) -> &'a [u8] {
+        self.buf
+    }
     /// The arguments from `from` on.
     pub fn iter(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
         let (argv, buf) = (self.argv, self.buf);
@@ -127,10 +131,12 @@ pub mod flag {
     pub const TX_CONTROL: u16 = 1 << 8;
     /// kvstore's own (peer frames, COMPACT): not listed by COMMAND.
     pub const HIDDEN: u16 = 1 << 9;
-    /// Runs before the connection has authenticated (AUTH, HELLO, PING, QUIT).
+    /// Runs before the connection has authenticated (AUTH, HELLO, PING,
+    /// QUIT, and the peers' REPLAUTH and REPLPROOF).
     pub const NO_AUTH: u16 = 1 << 10;
-    /// A peer link's frame: from a connection that has not authenticated,
-    /// it is refused and the connection closed.
+    /// A peer link's frame: with a cluster secret, from a connection that
+    /// has not proved it (REPLAUTH, REPLPROOF), it is refused and the
+    /// connection closed.
     pub const PEER_FRAME: u16 = 1 << 11;
     /// The flags COMMAND shows, in Redis's order.
     pub const SHOWN: [(u16, &str); 8] = [
@@ -440,11 +446,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     // kvstore's own.
     CommandSpec::resp("STATS", 1, HIDDEN | LOADING | STALE, NOKEYS, text::stats_resp).and_text(0, "STATS", text::stats),
     CommandSpec::hidden("COMPACT", server::bgrewriteaof).and_text(0, "COMPACT", text::compact),
+    CommandSpec::hidden("LEADER", server::leader).and_text(1, "LEADER", text::leader),
+    // The peers' handshake: before any peer frame, so not one itself.
+    CommandSpec::resp("REPLAUTH", 3, HIDDEN | NO_AUTH | NOSCRIPT | FAST, NOKEYS, auth::repl_auth),
+    CommandSpec::resp("REPLPROOF", 2, HIDDEN | NO_AUTH | NOSCRIPT | FAST, NOKEYS, auth::repl_proof),
     CommandSpec::peer("REPLHELLO"),
     CommandSpec::peer("REPL_PUT").and_text(3, "REPL_PUT <key> <value>", text::repl_put),
     CommandSpec::peer("REPL_DEL").and_text(2, "REPL_DEL <key>", text::repl_del),
     CommandSpec::peer("REPL_FLUSHALL"),
     CommandSpec::peer("REPL_SYNCED"),
+    CommandSpec::peer("REPL_ELECTION"),
+    CommandSpec::peer("REPL_VOTE"),
+    CommandSpec::peer("REPL_BEAT"),
+    CommandSpec::peer("REPL_FWD"),
 ];
 
 /// The command named `name` (upper-case).
@@ -506,12 +520,17 @@ pub(super) fn run_resp(cx: &mut Ctx<'_>) -> Flow {
     if let Some(flow) = auth::gate(cx, spec, true) {
         return flow;
     }
+    if cx.node.leader_mode()
+        && let Some(flow) = crate::node::leader::gate(cx, spec, Dialect::Resp)
+    {
+        return flow;
+    }
     let flow = run(cx);
     cx.node.ran(cx.session, spec, cx.args);
     flow
 }
 
-fn run_text(cx: &mut Ctx<'_>) -> Flow {
+pub(crate) fn run_text(cx: &mut Ctx<'_>) -> Flow {
     let mut nb = [0u8; 24];
     let Some((spec, form)) = lookup(upper(cx.args.get(0), &mut nb)).and_then(|s| s.text.as_ref().map(|f| (s, f)))
     else {
@@ -523,6 +542,11 @@ fn run_text(cx: &mut Ctx<'_>) -> Flow {
         return Flow::Continue;
     }
     if let Some(flow) = auth::gate(cx, spec, false) {
+        return flow;
+    }
+    if cx.node.leader_mode()
+        && let Some(flow) = crate::node::leader::gate(cx, spec, Dialect::Text)
+    {
         return flow;
     }
     let flow = (form.run)(cx);

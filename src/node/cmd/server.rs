@@ -63,6 +63,28 @@ pub fn time(cx: &mut Ctx<'_>) -> Flow {
 /// has acknowledged holding this node's writes.
 pub fn role(cx: &mut Ctx<'_>) -> Flow {
     let (node, out) = (&*cx.node, &mut *cx.out);
+    if let Some(e) = node.election().filter(|e| !e.leading()) {
+        // A follower: as a Redis replica answers, naming its leader.
+        let addr = node.leader_addr().unwrap_or_default();
+        let (host, port) = addr.rsplit_once(':').unwrap_or(("", "0"));
+        let link_up = e.leader.and_then(|l| node.repl.link_of(l)).is_some_and(|li| is_up(node.repl.links[li].state));
+        resp::array(out, 5);
+        resp::bulk(out, b"slave");
+        resp::bulk(out, host.as_bytes());
+        resp::int(out, port.parse().unwrap_or(0));
+        resp::bulk(
+            out,
+            if e.leader.is_none() {
+                b"connect" as &[u8]
+            } else if link_up {
+                b"connected"
+            } else {
+                b"connecting"
+            },
+        );
+        resp::int(out, node.store.clock() as i64);
+        return Flow::Continue;
+    }
     let up: Vec<_> = node.repl.links.iter().filter(|l| is_up(l.state)).collect();
     resp::array(out, 3);
     resp::bulk(out, b"master");
@@ -74,6 +96,25 @@ pub fn role(cx: &mut Ctx<'_>) -> Flow {
         resp::bulk(out, l.addr.port().to_string().as_bytes());
         resp::bulk(out, l.acked.to_string().as_bytes());
     }
+    Flow::Continue
+}
+
+/// `LEADER`: one line, `LEADER <id> <host:port> EPOCH <n>`, or `LEADER
+/// NONE EPOCH <n>` while there is none (leader mode); the same as a simple
+/// string over RESP.
+pub fn leader(cx: &mut Ctx<'_>) -> Flow {
+    let line = match cx.node.election() {
+        None => {
+            let msg = "ERR not in leader mode: every node takes writes (start the nodes with --election bully)";
+            resp::error(cx.out, msg.as_bytes());
+            return Flow::Continue;
+        }
+        Some(e) => match (e.leader, cx.node.leader_addr()) {
+            (Some(id), Some(addr)) => format!("LEADER {id} {addr} EPOCH {}", e.epoch),
+            _ => format!("LEADER NONE EPOCH {}", e.epoch),
+        },
+    };
+    resp::simple(cx.out, line.as_bytes());
     Flow::Continue
 }
 
