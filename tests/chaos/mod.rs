@@ -93,7 +93,11 @@ impl Config {
     pub fn small(mode: Mode, seed: u64) -> Config {
         let (nodes, node_args): (usize, &[&str]) = match mode {
             Mode::Multi => (3, &[]),
-            Mode::Leader => (3, &["--election", "bully", "--acks", "majority"]),
+            // Timeouts as tests/leader.rs's: short for tests, long enough for a loaded 2-core machine.
+            Mode::Leader => (
+                3,
+                &["--election", "bully", "--acks", "majority", "--heartbeat-ms", "50", "--election-timeout-ms", "400"],
+            ),
             Mode::Single => (1, &["--fsync", "always"]),
         };
         Config {
@@ -147,6 +151,8 @@ pub struct Report {
     pub inversion_samples: Vec<String>,
     /// From the heal to the same keyspace everywhere.
     pub converged_in: Option<Duration>,
+    /// Leader mode: epochs some node led, as the logs say.
+    pub epochs: usize,
 }
 
 impl Report {
@@ -214,6 +220,11 @@ pub fn run(cfg: &Config) -> Report {
     report.inversions = lww.inversions.len();
     report.inversion_samples = lww.inversions.iter().take(3).cloned().collect();
     report.violations.extend(lww.violations);
+    if cfg.mode == Mode::Leader {
+        let (epochs, twice) = leaders_per_epoch(&nodes);
+        report.epochs = epochs;
+        report.violations.extend(twice);
+    }
     if cfg.mode.linearizable() {
         let lin = linearizable::check(&history, cfg.lin_step_limit);
         report.lin_ops = lin.ops;
@@ -230,6 +241,33 @@ pub fn run(cfg: &Config) -> Report {
         }
     }
     report
+}
+
+/// Leader mode: from every log each node wrote (one per start), the
+/// epochs led and a violation for each epoch two nodes say they led.
+fn leaders_per_epoch(nodes: &Nodes) -> (usize, Vec<String>) {
+    let mut led: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for s in &nodes.servers {
+        let Ok(dir) = std::fs::read_dir(&s.dir) else { continue };
+        for f in dir.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("server-")) {
+            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+            for line in text.lines() {
+                let Some((_, rest)) = line.split_once("election: node ") else { continue };
+                let Some((id, rest)) = rest.split_once(" leads epoch ") else { continue };
+                let Some(epoch) = rest.split(' ').next().and_then(|e| e.parse().ok()) else { continue };
+                let ids = led.entry(epoch).or_default();
+                if !ids.iter().any(|i| i == id) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+    }
+    let twice = led
+        .iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(e, ids)| format!("epoch {e} had {} leaders: nodes {}", ids.len(), ids.join(", ")))
+        .collect();
+    (led.len(), twice)
 }
 
 /// A GET of every key the history touched, through every node, once all is
@@ -339,6 +377,7 @@ pub struct Totals {
     pub lost: usize,
     pub inversions: usize,
     pub converge: Vec<Duration>,
+    pub epochs: usize,
     /// Seeds with violations.
     pub failing: Vec<u64>,
 }
@@ -359,6 +398,7 @@ impl Totals {
         self.lost += r.lost;
         self.inversions += r.inversions;
         self.converge.extend(r.converged_in);
+        self.epochs += r.epochs;
         if !r.violations.is_empty() {
             self.failing.push(r.seed);
         }
@@ -376,8 +416,13 @@ impl Totals {
         } else {
             "not checked (last writer wins is not linearizable)".into()
         };
+        let epochs = if mode == Mode::Leader {
+            format!("  epochs led:           {} (one leader each)\n", self.epochs)
+        } else {
+            String::new()
+        };
         format!(
-            "chaos summary, mode {}\n  schedules run:        {}\n  faults injected:      {faults} ({})\n  operations:           {} ({} acknowledged, {} unknown outcome)\n  acknowledged writes checked: {}\n  linearizability:      {lin}\n  violations:           {}{}\n  writes lost:          {}\n  real-time inversions: {} ({})\n  convergence after heal: median {:.3}s, max {:.3}s\n",
+            "chaos summary, mode {}\n  schedules run:        {}\n  faults injected:      {faults} ({})\n  operations:           {} ({} acknowledged, {} unknown outcome)\n  acknowledged writes checked: {}\n  linearizability:      {lin}\n  violations:           {}{}\n  writes lost:          {}\n  real-time inversions: {} ({})\n  convergence after heal: median {:.3}s, max {:.3}s\n{epochs}",
             mode.name(),
             self.runs,
             kinds.join(", "),
