@@ -91,7 +91,9 @@ pub struct Config {
 impl Config {
     /// The CI size of `mode`: a few seconds of faults.
     pub fn small(mode: Mode, seed: u64) -> Config {
-        let (nodes, node_args): (usize, &[&str]) = match mode {
+        // A small --compact-min-bytes: compactions run (and are killed) during the schedule.
+        let mut node_args = vec!["--compact-min-bytes".to_string(), "65536".to_string()];
+        let (nodes, mode_args): (usize, &[&str]) = match mode {
             Mode::Multi => (3, &[]),
             // Timeouts as tests/leader.rs's: short for tests, long enough for a loaded 2-core machine.
             Mode::Leader => (
@@ -100,11 +102,12 @@ impl Config {
             ),
             Mode::Single => (1, &["--fsync", "always"]),
         };
+        node_args.extend(mode_args.iter().map(|s| s.to_string()));
         Config {
             mode,
             seed,
             nodes,
-            node_args: node_args.iter().map(|s| s.to_string()).collect(),
+            node_args,
             workload: Workload { clients: 4, keys: 8, cold_percent: 30, timeout: Duration::from_millis(500) },
             steps: 8,
             converge_within: Duration::from_secs(30),
@@ -153,6 +156,10 @@ pub struct Report {
     pub converged_in: Option<Duration>,
     /// Leader mode: epochs some node led, as the logs say.
     pub epochs: usize,
+    /// Compactions started and finished, as the logs say (the difference
+    /// were cut short, by kill -9 mostly).
+    pub compactions: usize,
+    pub compactions_done: usize,
 }
 
 impl Report {
@@ -176,7 +183,11 @@ impl Report {
 #[track_caller]
 pub fn run(cfg: &Config) -> Report {
     let mut rng = Rng::new(cfg.seed);
-    let steps = schedule::draw(&mut rng, cfg.nodes, cfg.steps);
+    let mut steps = schedule::draw(&mut rng, cfg.nodes, cfg.steps);
+    // KV_CHAOS_FAULTS=kill-9,pause keeps only those kinds (to narrow a failure down).
+    if let Ok(kinds) = std::env::var("KV_CHAOS_FAULTS") {
+        steps.retain(|s| kinds.split(',').any(|k| k.trim() == s.fault.kind()));
+    }
     let mut report = Report { seed: cfg.seed, schedule: schedule::describe(&steps), ..Report::default() };
     let mut nodes = Nodes::start(cfg.nodes, &cfg.node_args);
     nodes.wipe_on_restart = cfg.wipe_on_restart;
@@ -207,7 +218,8 @@ pub fn run(cfg: &Config) -> Report {
         }
     };
     if cfg.mode.linearizable() {
-        final_reads(&mut history, &nodes, origin);
+        let unanswered = final_reads(&mut history, &nodes, origin);
+        report.violations.extend(unanswered);
     }
     report.ops = history.len();
     report.acked = history.iter().filter(|o| o.acked()).count();
@@ -220,6 +232,9 @@ pub fn run(cfg: &Config) -> Report {
     report.inversions = lww.inversions.len();
     report.inversion_samples = lww.inversions.iter().take(3).cloned().collect();
     report.violations.extend(lww.violations);
+    let lines = log_lines(&nodes);
+    report.compactions = lines.iter().filter(|l| l.contains("compaction started")).count();
+    report.compactions_done = lines.iter().filter(|l| l.contains("compaction done")).count();
     if cfg.mode == Mode::Leader {
         let (epochs, twice) = leaders_per_epoch(&nodes);
         report.epochs = epochs;
@@ -247,19 +262,13 @@ pub fn run(cfg: &Config) -> Report {
 /// epochs led and a violation for each epoch two nodes say they led.
 fn leaders_per_epoch(nodes: &Nodes) -> (usize, Vec<String>) {
     let mut led: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    for s in &nodes.servers {
-        let Ok(dir) = std::fs::read_dir(&s.dir) else { continue };
-        for f in dir.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("server-")) {
-            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
-            for line in text.lines() {
-                let Some((_, rest)) = line.split_once("election: node ") else { continue };
-                let Some((id, rest)) = rest.split_once(" leads epoch ") else { continue };
-                let Some(epoch) = rest.split(' ').next().and_then(|e| e.parse().ok()) else { continue };
-                let ids = led.entry(epoch).or_default();
-                if !ids.iter().any(|i| i == id) {
-                    ids.push(id.to_string());
-                }
-            }
+    for line in log_lines(nodes) {
+        let Some((_, rest)) = line.split_once("election: node ") else { continue };
+        let Some((id, rest)) = rest.split_once(" leads epoch ") else { continue };
+        let Some(epoch) = rest.split(' ').next().and_then(|e| e.parse().ok()) else { continue };
+        let ids = led.entry(epoch).or_default();
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_string());
         }
     }
     let twice = led
@@ -270,20 +279,41 @@ fn leaders_per_epoch(nodes: &Nodes) -> (usize, Vec<String>) {
     (led.len(), twice)
 }
 
+/// Every line of every log the nodes wrote (one file per start).
+fn log_lines(nodes: &Nodes) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in &nodes.servers {
+        let Ok(dir) = std::fs::read_dir(&s.dir) else { continue };
+        for f in dir.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("server-")) {
+            lines.extend(std::fs::read_to_string(f.path()).unwrap_or_default().lines().map(String::from));
+        }
+    }
+    lines
+}
+
 /// A GET of every key the history touched, through every node, once all is
-/// healed and converged: the history's last word on each key.
-fn final_reads(history: &mut Vec<Op>, nodes: &Nodes, origin: Instant) {
+/// healed and converged: the history's last word on each key. A node that
+/// leaves one unanswered is not asked the rest (each would wait out the
+/// timeout); that is a violation, since every node is up and connected.
+fn final_reads(history: &mut Vec<Op>, nodes: &Nodes, origin: Instant) -> Vec<String> {
     let mut keys: Vec<String> = history.iter().map(|o| o.key.clone()).collect();
     keys.sort();
     keys.dedup();
+    let mut violations = Vec::new();
     for node in 0..nodes.len() {
         let port = nodes.ports[node].load(Ordering::SeqCst);
-        let Some(mut conn) = Conn::open(Proto::Resp, port, Duration::from_secs(5)) else { continue };
+        let Some(mut conn) = Conn::open(Proto::Resp, port, Duration::from_secs(5)) else {
+            violations.push(format!("node {node} refused a connection after the heal"));
+            continue;
+        };
         for key in &keys {
             let call = origin.elapsed().as_nanos() as u64;
             let out = conn.exec(key, &Kind::Get);
             let ret = origin.elapsed().as_nanos() as u64;
             let known = !out_unknown(&out);
+            if !known {
+                violations.push(format!("node {node}: GET {key} after the heal: {out:?}"));
+            }
             history.push(Op {
                 client: usize::MAX,
                 node,
@@ -293,8 +323,12 @@ fn final_reads(history: &mut Vec<Op>, nodes: &Nodes, origin: Instant) {
                 ret: known.then_some(ret),
                 out,
             });
+            if !known {
+                break;
+            }
         }
     }
+    violations
 }
 
 fn out_unknown(o: &history::Outcome) -> bool {
@@ -378,6 +412,8 @@ pub struct Totals {
     pub inversions: usize,
     pub converge: Vec<Duration>,
     pub epochs: usize,
+    pub compactions: usize,
+    pub compactions_done: usize,
     /// Seeds with violations.
     pub failing: Vec<u64>,
 }
@@ -399,6 +435,8 @@ impl Totals {
         self.inversions += r.inversions;
         self.converge.extend(r.converged_in);
         self.epochs += r.epochs;
+        self.compactions += r.compactions;
+        self.compactions_done += r.compactions_done;
         if !r.violations.is_empty() {
             self.failing.push(r.seed);
         }
@@ -422,7 +460,7 @@ impl Totals {
             String::new()
         };
         format!(
-            "chaos summary, mode {}\n  schedules run:        {}\n  faults injected:      {faults} ({})\n  operations:           {} ({} acknowledged, {} unknown outcome)\n  acknowledged writes checked: {}\n  linearizability:      {lin}\n  violations:           {}{}\n  writes lost:          {}\n  real-time inversions: {} ({})\n  convergence after heal: median {:.3}s, max {:.3}s\n{epochs}",
+            "chaos summary, mode {}\n  schedules run:        {}\n  faults injected:      {faults} ({})\n  operations:           {} ({} acknowledged, {} unknown outcome)\n  acknowledged writes checked: {}\n  linearizability:      {lin}\n  violations:           {}{}\n  writes lost:          {}\n  real-time inversions: {} ({})\n  convergence after heal: median {:.3}s, max {:.3}s\n  compactions:          {} started, {} finished\n{epochs}",
             mode.name(),
             self.runs,
             kinds.join(", "),
@@ -441,6 +479,8 @@ impl Totals {
             },
             pct(50),
             pct(100),
+            self.compactions,
+            self.compactions_done,
         )
     }
 }
