@@ -12,6 +12,7 @@ need_apt=()
 command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v openssl >/dev/null || need_apt+=(openssl)   # the TLS tests drive openssl s_client
+command -v ip >/dev/null || need_apt+=(iproute2)       # tests/protected_mode.rs: a client on another host (a netns)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "installing ${need_apt[*]} (apt-get)" >&2
