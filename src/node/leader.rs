@@ -373,6 +373,9 @@ impl Node {
     pub(super) fn leader_wait(&mut self, at: usize, dialect: Dialect) -> Option<Wait> {
         let read = std::mem::take(&mut self.read_barrier);
         let wrote = std::mem::take(&mut self.local_wrote);
+        // A write that wrote is confirmed by its commit (acknowledgements
+        // given after it arrived); one that did not needs a heartbeat round.
+        let read = read && !wrote;
         let e = self.repl.election.as_mut().filter(|e| e.leading())?;
         if !wrote && !read {
             return None;
@@ -439,7 +442,10 @@ pub(crate) fn gate(cx: &mut Ctx<'_>, spec: &CommandSpec, dialect: Dialect) -> Op
             no_leader(cx.out, dialect, "electing anew (this epoch's write counters are spent)");
             return Some(Flow::Continue);
         }
-        if read && linearizable {
+        // A read, and a write command that may end up writing nothing
+        // (DEL of a missing key, SET NX of one that exists): its reply
+        // tells what the leader holds, so it waits to be confirmed.
+        if read && linearizable || write {
             cx.node.read_barrier = true;
         }
         return None;
