@@ -559,6 +559,29 @@ compaction_run() {
 
 # -------------------------------------------------- row 7: replication
 
+# start_redis_trio ROW: a Redis master (redis) and two replicas of it
+# (redis2, redis3), without persistence, dirs named after ROW.
+start_redis_trio() {
+  local a b c row=$1
+  free_port a; free_port b; free_port c
+  start redis "$a" "$work/redis${row}a" redis-server --port "$a" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis${row}a"
+  start redis2 "$b" "$work/redis${row}b" redis-server --port "$b" --bind 127.0.0.1 --save '' --appendonly no \
+    --replicaof 127.0.0.1 "$a" --dir "$work/redis${row}b"
+  start redis3 "$c" "$work/redis${row}c" redis-server --port "$c" --bind 127.0.0.1 --save '' --appendonly no \
+    --replicaof 127.0.0.1 "$a" --dir "$work/redis${row}c"
+}
+
+# redis_trio_online: the trio answers and both replicas are online (or die).
+redis_trio_online() {
+  local s i
+  for s in redis redis2 redis3; do ready "$s"; done
+  for i in $(seq 600); do
+    [ "$(redis-cli -p "${sport[redis]}" INFO replication | grep -c '^slave[0-9]*:.*state=online')" = 2 ] && return 0
+    sleep 0.1
+  done
+  die "the Redis replicas did not come online"
+}
+
 # peers_up NAME COUNT: kvstore node NAME has COUNT links connected.
 peers_up() { [ "$(kv_text "${sport[$1]}" STATS | grep -c '^peer\..*\.state connected$')" = "$2" ]; }
 
@@ -570,25 +593,13 @@ group_cluster() {
   start kv3 "$c" "$work/kv7c" "$KV" "$c" "127.0.0.1:$a,127.0.0.1:$b" --dir "$work/kv7c" --fsync no
   local all_kv=(kv2 kv3) all_redis=(redis2 redis3)
   if [ "$have_redis" = 1 ]; then
-    free_port a; free_port b; free_port c
-    start redis "$a" "$work/redis7a" redis-server --port "$a" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis7a"
-    start redis2 "$b" "$work/redis7b" redis-server --port "$b" --bind 127.0.0.1 --save '' --appendonly no \
-      --replicaof 127.0.0.1 "$a" --dir "$work/redis7b"
-    start redis3 "$c" "$work/redis7c" redis-server --port "$c" --bind 127.0.0.1 --save '' --appendonly no \
-      --replicaof 127.0.0.1 "$a" --dir "$work/redis7c"
+    start_redis_trio 7
     servers+=(redis)
   fi
   for s in kv kv2 kv3; do ready "$s"; done
   for i in $(seq 600); do peers_up kv 2 && peers_up kv2 2 && peers_up kv3 2 && break; sleep 0.1; done
   [ "$i" -lt 600 ] || die "the kvstore cluster did not connect (logs: kv.log kv2.log kv3.log in $work, KEEP=1)"
-  if [ "$have_redis" = 1 ]; then
-    for s in redis redis2 redis3; do ready "$s"; done
-    for i in $(seq 600); do
-      [ "$(redis-cli -p "${sport[redis]}" INFO replication | grep -c '^slave[0-9]*:.*state=online')" = 2 ] && break
-      sleep 0.1
-    done
-    [ "$i" -lt 600 ] || die "the Redis replicas did not come online"
-  fi
+  if [ "$have_redis" = 1 ]; then redis_trio_online; fi
   for s in "${servers[@]}"; do
     log "row 7: warm-up, $N SETs on $s"
     if [ "$s" = kv ]; then rb 7 0 kv 16 set "$N" "${all_kv[@]}"; else rb 7 0 redis 16 set "$N" "${all_redis[@]}"; fi
@@ -660,18 +671,9 @@ group_leader() {
     start "$s" "${pa[$s]}" "$work/$s" "$KV" ${lnode_args[$s]} "${lopts[@]}"
   done
   if [ "$have_redis" = 1 ]; then
-    free_port a; free_port b; free_port c
-    start redis "$a" "$work/redis11a" redis-server --port "$a" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis11a"
-    start redis2 "$b" "$work/redis11b" redis-server --port "$b" --bind 127.0.0.1 --save '' --appendonly no \
-      --replicaof 127.0.0.1 "$a" --dir "$work/redis11b"
-    start redis3 "$c" "$work/redis11c" redis-server --port "$c" --bind 127.0.0.1 --save '' --appendonly no \
-      --replicaof 127.0.0.1 "$a" --dir "$work/redis11c"
+    start_redis_trio 11
     servers+=(redis)
-    for s in redis redis2 redis3; do ready "$s"; done
-    for i in $(seq 600); do
-      [ "$(redis-cli -p "${sport[redis]}" INFO replication | grep -c '^slave[0-9]*:.*state=online')" = 2 ] && break
-      sleep 0.1
-    done
+    redis_trio_online
   fi
   for s in kvf kvm kvl; do ready "$s"; done
   for i in $(seq 600); do agreed && [ "$(leader_port)" = kvl ] && break; sleep 0.05; done

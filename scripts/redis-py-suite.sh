@@ -71,15 +71,8 @@ if [ ! -d "$src/tests" ]; then
   tar xzf "$cache/redis-$version.tar.gz" -C "$cache"
 fi
 
-work=${WORK:-$(mktemp -d /tmp/kvstore-redis-py.XXXXXX)}
-mkdir -p "$work"
 . "$root/scripts/lib/server.sh"
-cleanup() {
-  stop_kvstore
-  if [ -z "${WORK:-}" ]; then rm -rf "$work"; fi
-}
-trap cleanup EXIT
-start_kvstore "$work"
+kvstore_session kvstore-redis-py
 
 # The selection, by name, from the collected tests (parametrized ones run whole).
 skips=$([ "${ALL:-0}" = 1 ] || skip_list | grep -v '^#' | paste -sd'|' -)

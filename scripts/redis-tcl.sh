@@ -122,15 +122,8 @@ if [ -z "$src" ]; then
   src=$(ls -d "$cache"/redis-*/ | head -1)
 fi
 
-work=${WORK:-$(mktemp -d /tmp/kvstore-tcl.XXXXXX)}
-mkdir -p "$work"
 . "$root/scripts/lib/server.sh"
-cleanup() {
-  stop_kvstore
-  if [ -z "${WORK:-}" ]; then rm -rf "$work"; fi
-}
-trap cleanup EXIT
-start_kvstore "$work"
+kvstore_session kvstore-tcl
 port=$kv_port
 
 skipfile="$work/skip.txt"

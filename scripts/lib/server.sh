@@ -31,3 +31,18 @@ start_kvstore() {
   echo "the server did not start: $dir/server.log" >&2
   return 1
 }
+
+# kvstore_session NAME: a work dir ($work: WORK if set, else a fresh
+# /tmp/NAME.XXXXXX removed at exit) and a server started in it (start_kvstore),
+# stopped at exit.
+kvstore_session() {
+  work=${WORK:-$(mktemp -d "/tmp/$1.XXXXXX")}
+  mkdir -p "$work"
+  trap kvstore_session_end EXIT
+  start_kvstore "$work"
+}
+
+kvstore_session_end() {
+  stop_kvstore
+  if [ -z "${WORK:-}" ]; then rm -rf "$work"; fi
+}
