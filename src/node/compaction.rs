@@ -105,7 +105,19 @@ impl Node {
                     None if self.repl.has_peers() => Op::Del,
                     None => continue,
                 };
-                let (value, deadline) = (s.value.unwrap_or_default(), s.deadline);
+                let (mut value, deadline) = (s.value.unwrap_or_default(), s.deadline);
+                // A live counter is written as its state, which replay merges
+                // back into the same counter (its value alone would lose the
+                // parts that later increments from peers merge with).
+                let mut state = Vec::new();
+                let op = match self.store.counter_at(i) {
+                    Some(c) if op == Op::Put => {
+                        c.encode(&mut state);
+                        value = &state;
+                        Op::Counter
+                    }
+                    _ => op,
+                };
                 let rec = Record { op, flags: 0, version: s.version, key: s.key, value, deadline };
                 self.log.rewrite_record(&rec);
             }
