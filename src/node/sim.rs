@@ -38,9 +38,14 @@ use crate::storage::store::Store;
 
 /// Nodes in the simulated cluster.
 const N: usize = 3;
-/// A small queue limit (a frame is some 50 bytes), so that queues overflow
-/// and links resync often, and catch-up scans go a few frames at a time.
-const QUEUE_LIMIT: &str = "300";
+/// A small queue limit (a frame is some 50 bytes, a counter's of three
+/// origins some 125), so that queues overflow and links resync often, and
+/// catch-up scans go a few frames at a time. It must hold a scan's high
+/// water (half of it) plus one more frame and `REPL_SYNCED`: a scan stops
+/// below the high water, then sends the frame and, at its end, the
+/// `REPL_SYNCED`; over the limit, every resync would overflow alike (300
+/// did, with counter frames).
+const QUEUE_LIMIT: &str = "500";
 
 /// The wall clock at the start of every simulation: fixed, so that runs
 /// repeat exactly.

@@ -116,6 +116,13 @@ impl Node {
             self.write_record(Op::Del, key, b"", None)?;
             return Ok(true);
         }
+        if let Some(state) = self.store.counter(key).cloned() {
+            // A counter's new deadline is an increment by 0: a new version
+            // of the whole state, so that increments made at once elsewhere
+            // are kept (a plain write of the value would reset them).
+            self.local_counter(key, state, 0, deadline)?;
+            return Ok(true);
+        }
         // The value is copied out of the store (which the write changes)
         // into a buffer kept for the purpose: no allocation once it has
         // grown, unless it grew past what is worth keeping for the next.

@@ -33,6 +33,7 @@ use self::link::{Link, LinkState};
 use self::progress::Progress;
 use self::wire::LinkReply;
 use crate::proto::resp;
+use crate::storage::counter;
 use crate::storage::record::{Op, Record, Version};
 use crate::storage::store::Store;
 
@@ -184,12 +185,12 @@ impl Replicator {
                     // A counter's state holds other origins' increments than
                     // its newest's: it goes if the peer lacks any of them,
                     // whole (a merge takes what it lacks of it).
-                    let counter = store.counter_at(i).filter(|_| s.value.is_some());
-                    if let Some(c) = counter {
+                    if let Some(c) = store.counter_at(i) {
                         if lacks(c.base) || c.parts.iter().any(|p| lacks(p.last)) {
                             let mut state = Vec::new();
                             c.encode(&mut state);
-                            wire::frame(out, Op::Counter, s.key, &state, s.version, s.deadline);
+                            let deadline = if s.value.is_some() { s.deadline } else { Some(counter::EXPIRED) };
+                            wire::frame(out, Op::Counter, s.key, &state, s.version, deadline);
                             link.sync_records += 1;
                         }
                     } else if lacks(s.version) {

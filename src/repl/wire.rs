@@ -437,7 +437,7 @@ mod tests {
         let mut out = vec![];
         frame(&mut out, Op::Counter, b"k", &state, v, Some(17));
         let want =
-            [&b"*5\r\n$12\r\nREPL_COUNTER\r\n$1\r\nk\r\n$48\r\n"[..], &state, b"\r\n$6\r\n196610\r\n$2\r\n17\r\n"];
+            [&b"*5\r\n$12\r\nREPL_COUNTER\r\n$1\r\nk\r\n$32\r\n"[..], &state, b"\r\n$6\r\n196610\r\n$2\r\n17\r\n"];
         assert_eq!(out, want.concat());
         let (short, long): (&[&[u8]], &[&[u8]]) =
             (&[b"x", b"k", &state, vt.as_bytes()], &[b"x", b"k", &state, vt.as_bytes(), b"17"]);

@@ -33,6 +33,13 @@
 
 use super::record::Version;
 
+/// The deadline an expired counter is sent and compacted with (ms since
+/// the epoch: long past on every clock). An expired counter is a tombstone
+/// to readers, but its state still decides which plain writes reset it
+/// (those newer than its base), so it travels as its state, expired, and
+/// every node applies it as the same tombstone with the same state.
+pub const EXPIRED: u64 = 1;
+
 /// Bytes of the fixed part of an encoded state.
 const FIXED: usize = 16;
 /// Bytes of one part.

@@ -108,6 +108,8 @@ impl Store {
         let mut digits = [0u8; 20];
         let text = crate::storage::counter::i64_text(merged.value(), &mut digits);
         let applied = self.write(rec.key, (!gone).then_some(text), version, now, deadline, true);
+        // Without tombstones an expired counter leaves no entry: its state goes at commit.
+        self.counters_dirty |= gone && !self.keep_tombstones;
         let prev = self.counters.insert(rec.key.into(), merged);
         self.journal(Undo::Counter { key: rec.key.into(), prev });
         applied
@@ -123,14 +125,6 @@ impl Store {
         let mut counters = std::mem::take(&mut self.counters);
         counters.retain(|k, c| self.find(k).is_some_and(|i| self.entries[i as usize].version == c.version()));
         self.counters = counters;
-    }
-
-    /// Bytes the counter states take (their keys and parts), for memory
-    /// statistics.
-    pub fn counter_bytes(&self) -> usize {
-        let part = std::mem::size_of::<crate::storage::counter::Part>();
-        let each = std::mem::size_of::<(Box<[u8]>, Counter)>();
-        self.counters.iter().map(|(k, c)| each + k.len() + part * c.parts.capacity()).sum()
     }
 }
 
