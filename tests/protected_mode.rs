@@ -112,11 +112,14 @@ fn protected_mode_refuses_a_client_from_another_host_and_says_how_to_fix_it() {
     let Some(ns) = netns() else { return };
     let (srv, _dir) = Server::start(&["--bind", "0.0.0.0"]);
     let port = srv.addr().port();
-    let got = ns.talk(&ns.host_addr(), port, "PUT k v\n");
+    // Refused as it connects; it sends nothing (a request still unread when
+    // the server closes would make the close a reset, which may beat the
+    // DENIED line to the client).
+    let got = ns.talk(&ns.host_addr(), port, "");
     assert!(got.starts_with("-DENIED kvstore is running in protected mode"), "{got:?}");
     assert!(got.contains("--requirepass") && got.contains("--protected-mode no"), "says how to fix it: {got:?}");
-    // Nothing was applied, and loopback clients are still served.
-    assert_eq!(srv.client().cmd("GET k"), "NOT_FOUND");
+    // Loopback clients are still served.
+    assert_eq!(srv.client().cmd("PING"), "PONG");
     wait_for("the refusal in the log", || srv.log_text().contains("protected mode"));
 }
 

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use super::Node;
+use crate::storage::counter;
 use crate::storage::record::{Op, Record, Version};
 
 /// Store slots a compaction writes per loop iteration: small enough that a
@@ -105,7 +106,23 @@ impl Node {
                     None if self.repl.has_peers() => Op::Del,
                     None => continue,
                 };
-                let (value, deadline) = (s.value.unwrap_or_default(), s.deadline);
+                let (mut value, mut deadline) = (s.value.unwrap_or_default(), s.deadline);
+                // A counter is written as its state, which replay merges back
+                // into the same counter (its value alone would lose the parts
+                // that later increments from peers merge with); an expired
+                // one as expired (see `counter::EXPIRED`).
+                let mut state = Vec::new();
+                let op = match self.store.counter_at(i) {
+                    Some(c) => {
+                        c.encode(&mut state);
+                        value = &state;
+                        if op == Op::Del {
+                            deadline = Some(counter::EXPIRED);
+                        }
+                        Op::Counter
+                    }
+                    None => op,
+                };
                 let rec = Record { op, flags: 0, version: s.version, key: s.key, value, deadline };
                 self.log.rewrite_record(&rec);
             }

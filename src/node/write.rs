@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use super::{Commit, Node};
+use crate::storage::counter::Counter;
 use crate::storage::record::{FLAG_ORDERED, Op, Record, Version};
 use crate::storage::store::Applied;
 
@@ -115,6 +116,13 @@ impl Node {
             self.write_record(Op::Del, key, b"", None)?;
             return Ok(true);
         }
+        if let Some(state) = self.store.counter(key).cloned() {
+            // A counter's new deadline is an increment by 0: a new version
+            // of the whole state, so that increments made at once elsewhere
+            // are kept (a plain write of the value would reset them).
+            self.local_counter(key, state, 0, deadline)?;
+            return Ok(true);
+        }
         // The value is copied out of the store (which the write changes)
         // into a buffer kept for the purpose: no allocation once it has
         // grown, unless it grew past what is worth keeping for the next.
@@ -128,10 +136,35 @@ impl Node {
         r.map(|_| true)
     }
 
+    /// A client's increment of a converging counter (multi-master mode):
+    /// `state` (from [`crate::storage::store::Store::counter_to_increment`])
+    /// gains `delta` as this node's increment at a fresh version, and the
+    /// whole state is the write: logged and sent as [`Op::Counter`], so any
+    /// copy of it, in any order, merges to the same counter. The key keeps
+    /// `deadline`. Returns the new value, or `None` (nothing written) if it
+    /// would overflow.
+    pub fn local_counter(
+        &mut self,
+        key: &[u8],
+        mut state: Counter,
+        delta: i64,
+        deadline: Option<u64>,
+    ) -> Result<Option<i64>, Refused> {
+        self.refuse_if_log_down()?;
+        // Checked on a copy of the clock's next value: a refused increment
+        // takes no version.
+        let version = Version::new(self.store.clock() + 1, self.id);
+        let Some(value) = state.add(delta, version) else { return Ok(None) };
+        let mut encoded = Vec::new();
+        state.encode(&mut encoded);
+        self.write_record(Op::Counter, key, &encoded, deadline)?;
+        Ok(Some(value))
+    }
+
     fn write_record(&mut self, op: Op, key: &[u8], value: &[u8], deadline: Option<u64>) -> Result<Applied, Refused> {
         self.refuse_if_log_down()?;
         let version = self.store.next_version(self.id);
-        let deadline = if op == Op::Put { deadline } else { None };
+        let deadline = if matches!(op, Op::Put | Op::Counter) { deadline } else { None };
         let rec = Record { op, flags: FLAG_ORDERED, version, key, value, deadline };
         self.log.stage(&rec);
         let applied = self.store.apply(&rec, self.now_secs);

@@ -33,7 +33,8 @@ use self::link::{Link, LinkState};
 use self::progress::Progress;
 use self::wire::LinkReply;
 use crate::proto::resp;
-use crate::storage::record::{Op, Record};
+use crate::storage::counter;
+use crate::storage::record::{Op, Record, Version};
 use crate::storage::store::Store;
 
 /// A catch-up scan adds frames only while the link's queue is below this.
@@ -177,16 +178,28 @@ impl Replicator {
                 // node that was down, or a new leader, gets from any one
                 // peer what it holds (node 0's, typed by a person, stay
                 // where they were typed).
-                if let Some(s) = store.slot(i)
-                    && s.version.node() != 0
-                    && s.version.counter()
-                        > if s.version.node() == self.id { link.from } else { link.peer_has(s.version.node()) }
-                {
-                    // A key due to expire is a tombstone here (see `Store::slot`):
-                    // the same state as the write with its deadline, fewer bytes.
-                    let op = if s.value.is_some() { Op::Put } else { Op::Del };
-                    wire::frame(out, op, s.key, s.value.unwrap_or_default(), s.version, s.deadline);
-                    link.sync_records += 1;
+                let lacks = |v: Version| {
+                    v.node() != 0 && v.counter() > if v.node() == self.id { link.from } else { link.peer_has(v.node()) }
+                };
+                if let Some(s) = store.slot(i) {
+                    // A counter's state holds other origins' increments than
+                    // its newest's: it goes if the peer lacks any of them,
+                    // whole (a merge takes what it lacks of it).
+                    if let Some(c) = store.counter_at(i) {
+                        if lacks(c.base) || c.parts.iter().any(|p| lacks(p.last)) {
+                            let mut state = Vec::new();
+                            c.encode(&mut state);
+                            let deadline = if s.value.is_some() { s.deadline } else { Some(counter::EXPIRED) };
+                            wire::frame(out, Op::Counter, s.key, &state, s.version, deadline);
+                            link.sync_records += 1;
+                        }
+                    } else if lacks(s.version) {
+                        // A key due to expire is a tombstone here (see `Store::slot`):
+                        // the same state as the write with its deadline, fewer bytes.
+                        let op = if s.value.is_some() { Op::Put } else { Op::Del };
+                        wire::frame(out, op, s.key, s.value.unwrap_or_default(), s.version, s.deadline);
+                        link.sync_records += 1;
+                    }
                 }
                 i += 1;
             }

@@ -11,6 +11,7 @@
 //! | `REPLHELLO <id>` | "I am node id" | `+HELLO <N> <peer id>`, N the highest counter of id's writes the peer has in order |
 //! | `REPL_PUT <key> <value> <version>` | a write of ours | `:N` as above |
 //! | `REPL_PUT <key> <value> <version> <deadline>` | a write of ours that expires at `deadline` (ms since the Unix epoch) | `:N` |
+//! | `REPL_COUNTER <key> <state> <version> [<deadline>]` | a converging counter's whole state (binary, see [`crate::storage::counter`]); `version`: its newest | `:N` |
 //! | `REPL_DEL <key> <version>` | a delete of ours | `:N` |
 //! | `REPL_FLUSHALL <version>` | a FLUSHALL of ours | `:N` |
 //! | `REPL_SYNCED <counter>` | "you now have all my writes up to counter" | `:N` |
@@ -138,9 +139,9 @@ pub fn election_reply(out: &mut Vec<u8>, word: &str, epoch: u64, value: &str) {
 /// a put's, ignored for other writes).
 pub fn frame(out: &mut Vec<u8>, op: Op, key: &[u8], value: &[u8], version: Version, deadline: Option<u64>) {
     match op {
-        Op::Put => {
+        Op::Put | Op::Counter => {
             resp::array(out, if deadline.is_some() { 5 } else { 4 });
-            resp::bulk(out, b"REPL_PUT");
+            resp::bulk(out, if op == Op::Put { b"REPL_PUT" } else { b"REPL_COUNTER" });
             resp::bulk(out, key);
             resp::bulk(out, value);
             bulk_u64(out, version.0);
@@ -328,8 +329,9 @@ pub enum Frame<'a> {
     /// `REPL_PUT <key> <value>` / `REPL_DEL <key>` without a version: typed by
     /// a person, applied on the receiving node only.
     Manual(Op, &'a [u8], &'a [u8]),
-    /// A versioned write (`REPL_PUT`, `REPL_DEL`, `REPL_FLUSHALL`), or
-    /// `None` if its version (or deadline) is not a number.
+    /// A versioned write (`REPL_PUT`, `REPL_COUNTER`, `REPL_DEL`,
+    /// `REPL_FLUSHALL`), or `None` if its version (or deadline) is not a
+    /// number, or a counter's state is not one of that version.
     Write(Option<Record<'a>>),
     /// `REPL_SYNCED <counter>`, or `None` if the counter is not a number
     /// (or is over [`MAX_WIRE_COUNTER`]).
@@ -356,6 +358,21 @@ impl<'a> Frame<'a> {
                 (Frame::Write(Some(rec)), Some(d)) if d > 0 => Frame::Write(Some(Record { deadline: Some(d), ..rec })),
                 _ => Frame::Write(None),
             },
+            (b"REPL_COUNTER", [_, key, state, v, d @ ..]) if d.len() <= 1 => {
+                let deadline = match d {
+                    [d] => match number(d) {
+                        Some(d) if d > 0 => Some(d),
+                        _ => return Frame::Write(None),
+                    },
+                    _ => None,
+                };
+                match write(Op::Counter, key, state, v) {
+                    Frame::Write(Some(rec)) if crate::storage::record::counter_matches(state, rec.version) => {
+                        Frame::Write(Some(Record { deadline, ..rec }))
+                    }
+                    _ => Frame::Write(None),
+                }
+            }
             (b"REPL_DEL", [_, key, v]) => write(Op::Del, key, b"", v),
             (b"REPL_FLUSHALL", [_, v]) => write(Op::FlushAll, b"", b"", v),
             (b"REPL_SYNCED", [_, c]) => Frame::Synced(number(c).filter(|&c| c <= MAX_WIRE_COUNTER)),
@@ -460,5 +477,32 @@ mod tests {
             assert_eq!(Frame::decode(b"REPL_SYNCED", &[b"x", over.as_bytes()]), Frame::Synced(None), "{over}");
             assert!(parse_reply(format!("+HELLO {over} 2\r\n").as_bytes()).is_err(), "{over}");
         }
+    }
+
+    #[test]
+    fn counter_frames_round_trip_and_carry_a_state_of_their_version() {
+        use crate::storage::counter::Counter;
+        let mut c = Counter::plain(Version::new(1, 1), 5);
+        c.add(2, Version::new(3, 2));
+        let mut state = Vec::new();
+        c.encode(&mut state);
+        let v = Version::new(3, 2);
+        let vt = v.0.to_string();
+        let mut out = vec![];
+        frame(&mut out, Op::Counter, b"k", &state, v, Some(17));
+        let want =
+            [&b"*5\r\n$12\r\nREPL_COUNTER\r\n$1\r\nk\r\n$32\r\n"[..], &state, b"\r\n$6\r\n196610\r\n$2\r\n17\r\n"];
+        assert_eq!(out, want.concat());
+        let (short, long): (&[&[u8]], &[&[u8]]) =
+            (&[b"x", b"k", &state, vt.as_bytes()], &[b"x", b"k", &state, vt.as_bytes(), b"17"]);
+        for (args, deadline) in [(short, None), (long, Some(17))] {
+            let rec = Record { op: Op::Counter, flags: 0, version: v, key: b"k", value: &state, deadline };
+            assert_eq!(Frame::decode(b"REPL_COUNTER", args), Frame::Write(Some(rec)));
+        }
+        let other = Version::new(4, 2).0.to_string();
+        assert_eq!(Frame::decode(b"REPL_COUNTER", &[b"x", b"k", &state, other.as_bytes()]), Frame::Write(None));
+        assert_eq!(Frame::decode(b"REPL_COUNTER", &[b"x", b"k", b"junk", vt.as_bytes()]), Frame::Write(None));
+        assert_eq!(Frame::decode(b"REPL_COUNTER", &[b"x", b"k", &state, vt.as_bytes(), b"0"]), Frame::Write(None));
+        assert_eq!(Frame::decode(b"REPL_COUNTER", &[b"x", b"k", &state]), Frame::BadArity);
     }
 }

@@ -10,8 +10,14 @@
 //! version 2; version 1 never sets it, so a version 1 log reads as it always
 //! did): the key's expiry, in milliseconds since the Unix epoch, an absolute
 //! time, so that replay and every peer agree on it whenever they apply the
-//! record. Only a PUT carries one. A key without a deadline pays nothing: its
-//! record is byte for byte what it was in version 1.
+//! record. Only a PUT or a COUNTER carries one. A key without a deadline
+//! pays nothing: its record is byte for byte what it was in version 1.
+//!
+//! Format version 3 added [`Op::Counter`], whose value is a converging
+//! counter's whole state (see [`crate::storage::counter`]). An older build
+//! would take that op for corruption (and, last in the log, cut it as a
+//! torn tail), so a log of version 3 is refused by builds that read only up
+//! to version 2 (by the log header's version), instead of losing increments.
 //!
 //! CRC-32C (Castagnoli) because CPUs compute it in one instruction per 8
 //! bytes (SSE 4.2, ARMv8): the checksum of a small record costs a few
@@ -39,6 +45,10 @@ pub enum Op {
     /// here": a replication watermark, written when a full sync completes and
     /// at the head of a compacted log. No key, no value.
     Watermark = 4,
+    /// Set `key` to a converging counter: `value` is its encoded state
+    /// ([`crate::storage::counter::Counter`]), merged with what the store
+    /// holds; the record's version is the state's newest. Format version 3.
+    Counter = 5,
 }
 
 impl Op {
@@ -48,6 +58,7 @@ impl Op {
             2 => Some(Op::Del),
             3 => Some(Op::FlushAll),
             4 => Some(Op::Watermark),
+            5 => Some(Op::Counter),
             _ => None,
         }
     }
@@ -101,10 +112,10 @@ pub struct Record<'a> {
     pub version: Version,
     /// The key (empty for FlushAll and Watermark).
     pub key: &'a [u8],
-    /// The value (empty but for Put).
+    /// The value (empty but for Put; a Counter's encoded state).
     pub value: &'a [u8],
     /// When the key expires, in milliseconds since the Unix epoch (only a
-    /// Put has one; `None`: never). A deadline already past when the record
+    /// Put or a Counter has one; `None`: never). A deadline already past when the record
     /// is applied makes it a delete at its version (see the store).
     pub deadline: Option<u64>,
 }
@@ -181,7 +192,7 @@ impl<'a> Record<'a> {
         let mut rest = &payload[PAYLOAD_FIXED..];
         let mut deadline = None;
         if flags & FLAG_DEADLINE != 0 {
-            if op != Op::Put {
+            if !matches!(op, Op::Put | Op::Counter) {
                 return Err(DecodeError::Corrupt("a deadline on a record that is not a put"));
             }
             if rest.len() < DEADLINE_LEN {
@@ -194,9 +205,18 @@ impl<'a> Record<'a> {
             return Err(DecodeError::Corrupt("key length past the record"));
         }
         let (key, value) = rest.split_at(klen);
+        if op == Op::Counter && !counter_matches(value, version) {
+            return Err(DecodeError::Corrupt("bad counter state"));
+        }
         let flags = flags & !FLAG_DEADLINE;
         Ok((Record { op, flags, version, key, value, deadline }, FRAME_HEADER + len))
     }
+}
+
+/// Whether `state` is a counter's valid state whose newest version is
+/// `version`, as every counter record and frame has.
+pub fn counter_matches(state: &[u8], version: Version) -> bool {
+    crate::storage::counter::Counter::decode(state).is_some_and(|c| c.version() == version)
 }
 
 /// The little-endian `u64` at `b[at..at + 8]` (the caller checked the length).
@@ -323,6 +343,24 @@ mod tests {
                 b[i] ^= 0x40;
                 assert!(!matches!(Record::decode(&b, 1 << 20), Ok((d, _)) if d == r), "byte {i}");
             }
+        }
+    }
+
+    #[test]
+    fn a_counter_record_round_trips_and_must_hold_a_state_of_its_version() {
+        use crate::storage::counter::Counter;
+        let mut c = Counter::plain(Version::new(1, 1), 5);
+        c.add(3, Version::new(4, 2));
+        let mut state = Vec::new();
+        c.encode(&mut state);
+        let rec = Record { op: Op::Counter, version: Version::new(4, 2), value: &state, ..expiring() };
+        let mut buf = Vec::new();
+        rec.encode(&mut buf);
+        assert_eq!(Record::decode(&buf, 1 << 20), Ok((rec, buf.len())));
+        for bad in [Record { version: Version::new(5, 2), ..rec }, Record { value: &state[..20], ..rec }] {
+            let mut buf = Vec::new();
+            bad.encode(&mut buf);
+            assert_eq!(Record::decode(&buf, 1 << 20), Err(DecodeError::Corrupt("bad counter state")));
         }
     }
 

@@ -61,6 +61,7 @@
 //! whose clock had not reached d yet) is a new state and wins everywhere,
 //! as last-writer-wins says.
 
+mod counters;
 mod expiry;
 mod journal;
 
@@ -72,6 +73,7 @@ use hashbrown::HashTable;
 
 use self::expiry::Expiry;
 pub use self::expiry::KeyspaceInfo;
+use super::counter::Counter;
 use super::record::{DEADLINE_LEN, Op, Record, Version};
 
 /// [`Entry::deleted_at`] of a live key without a deadline.
@@ -202,6 +204,12 @@ pub struct Store {
     journaling: bool,
     /// Tombstones made since the last sweep, for stores that keep none.
     fresh_tombstones: Vec<u32>,
+    /// The converging counters' states, by key (module `counters`): only
+    /// for keys whose last write was a counter record, so other keys pay
+    /// nothing. A state is the key's only while its version is the entry's.
+    counters: hashbrown::HashMap<Box<[u8]>, Counter, foldhash::fast::RandomState>,
+    /// Some state may have stopped being its key's: sweep at commit.
+    counters_dirty: bool,
 }
 
 impl Store {
@@ -224,6 +232,8 @@ impl Store {
             scratch: Vec::new(),
             journaling: true,
             fresh_tombstones: Vec::new(),
+            counters: hashbrown::HashMap::default(),
+            counters_dirty: false,
         }
     }
 
@@ -366,10 +376,11 @@ impl Store {
         }
         match rec.op {
             Op::Put => match rec.deadline {
-                Some(d) if d <= self.now_ms => self.write(rec.key, None, rec.version, now, None),
-                deadline => self.write(rec.key, Some(rec.value), rec.version, now, deadline),
+                Some(d) if d <= self.now_ms => self.write(rec.key, None, rec.version, now, None, false),
+                deadline => self.write(rec.key, Some(rec.value), rec.version, now, deadline, false),
             },
-            Op::Del => self.write(rec.key, None, rec.version, now, None),
+            Op::Del => self.write(rec.key, None, rec.version, now, None, false),
+            Op::Counter => self.apply_counter(rec, now),
             Op::FlushAll => {
                 let was_live = !self.is_empty();
                 let entries = std::mem::take(&mut self.entries);
@@ -388,7 +399,16 @@ impl Store {
                 // cluster divergent for good. Such survivors are rare (a
                 // local FLUSHALL is newer than everything), so copying them
                 // keeps the undo journal simple.
-                for e in entries.iter().filter(|e| e.version > rec.version) {
+                // A counter whose base is older than the FLUSHALL is reset
+                // by it, as by a DEL, whatever its increments' versions.
+                let counters = std::mem::take(&mut self.counters);
+                let survives = |e: &&Entry| {
+                    e.version > rec.version
+                        && (counters.is_empty()
+                            || counters.get(e.key()).is_none_or(|c| c.version() != e.version || c.base >= rec.version))
+                };
+                self.counters_dirty |= !counters.is_empty();
+                for e in entries.iter().filter(survives) {
                     // Its place in the old index means nothing in the new one.
                     let deleted_at = if e.expiring() { LIVE } else { e.deleted_at };
                     let copy = Entry { data: e.data.clone(), version: e.version, klen: e.klen, deleted_at };
@@ -402,6 +422,7 @@ impl Store {
                     }
                     self.account_add(idx);
                 }
+                self.counters = counters;
                 self.journal(Undo::Flushed(Box::new(Flushed { entries, index, expiry, floor, live, data_bytes })));
                 Applied::Done { was_live }
             }
@@ -410,7 +431,10 @@ impl Store {
     }
 
     /// Sets `key` to `value` (`None`: a tombstone) with `deadline` (ignored
-    /// for a tombstone) at `version`, unless the store holds a newer version.
+    /// for a tombstone) at `version`, unless the store holds a newer version
+    /// (or `force`: a counter's merge, whose version may be the entry's).
+    /// A counter is held at its base's version here: a newer plain write
+    /// resets it (see `counters`).
     fn write(
         &mut self,
         key: &[u8],
@@ -418,13 +442,17 @@ impl Store {
         version: Version,
         now: u32,
         deadline: Option<u64>,
+        force: bool,
     ) -> Applied {
         let found = self.find(key);
         let mut was_live = false;
         if let Some(idx) = found {
             let slot = &self.entries[idx as usize];
-            if slot.version >= version {
-                return Applied::Stale;
+            if slot.version >= version && !force {
+                if !self.counter_reset_by(key, slot.version, version) {
+                    return Applied::Stale;
+                }
+                self.counters_dirty = true;
             }
             was_live = slot.deleted_at == LIVE
                 || slot.expiry_pos().is_some_and(|pos| self.expiry.deadline_at(pos) > self.now_ms);
@@ -546,6 +574,7 @@ impl Store {
         let gone = self.entries.swap_remove(idx as usize);
         self.expiry.moved(&self.entries, idx);
         self.account_remove(&gone);
+        self.counters_dirty |= !self.counters.is_empty();
     }
 
     /// Frees the tombstones a store without peers made since the last sweep.

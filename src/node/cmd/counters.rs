@@ -9,8 +9,11 @@
 //! value, never the increment: replay and peers need no arithmetic, and
 //! cannot compute a different float. With several masters that makes
 //! concurrent increments of one key last-writer-wins (one of them is
-//! lost); `write_result` is the one place a converging counter would log
-//! the increment instead.
+//! lost): so in multi-master mode INCR, DECR, INCRBY and DECRBY write a
+//! converging counter instead ([`converging_increment`], the state of
+//! [`crate::storage::counter`]), whose copies merge to the sum of every
+//! node's increments. In leader mode, or without peers, every increment is
+//! applied on one node in order, and the resulting value is exact as it is.
 
 mod long_double;
 
@@ -19,9 +22,11 @@ use super::strings::Failed;
 use super::{Ctx, Flow};
 use crate::node::Node;
 use crate::proto::resp;
+pub use crate::storage::counter::{i64_text, parse_i64};
 
 /// Redis's error for a number that is not a 64-bit integer.
 pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+const OVERFLOW: &str = "ERR increment or decrement would overflow";
 const NOT_A_FLOAT: &str = "ERR value is not a valid float";
 
 /// `INCR key`.
@@ -79,14 +84,27 @@ pub fn delta(arg: &[u8], negate: bool) -> Result<i64, Failed> {
 /// INCR's core: adds `delta` to the integer at `key` (0 if missing) and
 /// returns the result.
 pub fn increment(node: &mut Node, key: &[u8], delta: i64) -> Result<i64, Failed> {
+    if node.repl().has_peers() && !node.leader_mode() {
+        return converging_increment(node, key, delta);
+    }
     let old = match node.store.get(key) {
         None => 0,
         Some(v) => parse_i64(v).ok_or(Failed::Redis(NOT_AN_INTEGER))?,
     };
-    let new = old.checked_add(delta).ok_or(Failed::Redis("ERR increment or decrement would overflow"))?;
+    let new = old.checked_add(delta).ok_or(Failed::Redis(OVERFLOW))?;
     let mut buf = [0u8; 20];
     write_result(node, key, i64_text(new, &mut buf))?;
     Ok(new)
+}
+
+/// [`increment`] in multi-master mode: the key becomes (or stays) a
+/// converging counter (see [`crate::storage::counter`]), so increments made
+/// at once on several nodes all count. The value is Redis's all the same:
+/// an integer, or NOT_AN_INTEGER; an overflow is refused.
+fn converging_increment(node: &mut Node, key: &[u8], delta: i64) -> Result<i64, Failed> {
+    let state = node.store.counter_to_increment(key).map_err(|_| Failed::Redis(NOT_AN_INTEGER))?;
+    let deadline = node.store.deadline_of(key);
+    node.local_counter(key, state, delta, deadline)?.ok_or(Failed::Redis(OVERFLOW))
 }
 
 /// INCRBYFLOAT's core: adds the number `incr` to the number at `key` (0 if
@@ -108,50 +126,12 @@ pub fn increment_float(node: &mut Node, key: &[u8], incr: &[u8], text: &mut Vec<
 }
 
 /// Stores a counter's new value, keeping the key's deadline (as Redis's
-/// INCR does). Today the value itself is the write: it replaces the old one
-/// under last-writer-wins, everywhere. A converging counter (increments from
-/// several masters adding up) would log the increment here instead.
+/// INCR does): the value itself is the write, replacing the old one under
+/// last-writer-wins (leader mode, no peers, and INCRBYFLOAT).
 fn write_result(node: &mut Node, key: &[u8], value: &[u8]) -> Result<(), Failed> {
     let deadline = node.store.deadline_of(key);
     node.local_put(key, value, deadline)?;
     Ok(())
-}
-
-/// Parses a 64-bit integer as Redis's `string2ll` does, for stored values
-/// and for arguments alike: an optional `-`, then digits with no leading
-/// zero (`0` alone excepted), at most 20 bytes, within i64. So `+1`, `01`,
-/// `-0`, ` 1` and `1.0` are not integers.
-pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    let digits = match b {
-        [b'0'] => return Some(0),
-        [b'-', rest @ ..] => rest,
-        _ => b,
-    };
-    if b.len() > 20 || !matches!(digits.first(), Some(b'1'..=b'9')) || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    // At most 20 digits: the magnitude fits a u128 before the range check.
-    let n = digits.iter().fold(0u128, |n, &c| n * 10 + u128::from(c - b'0'));
-    if digits.len() == b.len() { i64::try_from(n).ok() } else { 0i64.checked_sub_unsigned(u64::try_from(n).ok()?) }
-}
-
-/// `n` in decimal, written into `buf`.
-pub fn i64_text(n: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut pos = buf.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        pos -= 1;
-        buf[pos] = b'-';
-    }
-    &buf[pos..]
 }
 
 #[cfg(test)]

@@ -453,6 +453,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::peer("REPLHELLO"),
     CommandSpec::peer("REPL_PUT").and_text(3, "REPL_PUT <key> <value>", text::repl_put),
     CommandSpec::peer("REPL_DEL").and_text(2, "REPL_DEL <key>", text::repl_del),
+    CommandSpec::peer("REPL_COUNTER"),
     CommandSpec::peer("REPL_FLUSHALL"),
     CommandSpec::peer("REPL_SYNCED"),
     CommandSpec::peer("REPL_ELECTION"),

@@ -11,10 +11,13 @@ use super::{LogError, io_err};
 /// The first eight bytes of a log.
 pub const MAGIC: [u8; 8] = *b"KVSTORE\0";
 /// The format version this build writes. Version 2 added the record
-/// deadline (see [`crate::storage::record`]); its records are a superset of
-/// version 1's, so this build also reads version 1, and upgrades a version 1
-/// header in place once the log has replayed (`upgrade_header`).
-pub const FORMAT_VERSION: u32 = 2;
+/// deadline, version 3 the counter record (see [`crate::storage::record`]);
+/// each one's records are a superset of the one before's, so this build
+/// also reads versions 1 and 2, and upgrades an older header in place once
+/// the log has replayed (`upgrade_header`): from then on a build that does
+/// not know counter records refuses the log rather than cut one as a torn
+/// tail.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Bytes of the header before the first record.

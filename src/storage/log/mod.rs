@@ -6,14 +6,15 @@
 //!
 //! ```text
 //! <dir>/kvstore.aof = header  record*
-//! header            = "KVSTORE\0"  version:u32le (= 2)  reserved:[0u8; 4]     (16 bytes)
+//! header            = "KVSTORE\0"  version:u32le (= 3)  reserved:[0u8; 4]     (16 bytes)
 //! record            = len:u32le  crc:u32le  payload                           (see record.rs)
 //! ```
 //!
 //! The header makes a wrong file (or a future format) fail loudly at open
-//! instead of being "replayed" as garbage. Version 2 added record deadlines;
-//! a version 1 log replays unchanged and has its header upgraded once it
-//! has (an older build then refuses it instead of misreading a deadline). The file is locked (`flock`, via
+//! instead of being "replayed" as garbage. Version 2 added record deadlines,
+//! version 3 counter records; an older log replays unchanged and has its
+//! header upgraded once it has (an older build then refuses it instead of
+//! misreading a deadline or cutting a counter record as a torn tail). The file is locked (`flock`, via
 //! [`File::try_lock`](std::fs::File::try_lock)) for the life of the [`AppendLog`], so two servers
 //! pointed at one directory cannot interleave their appends.
 //!

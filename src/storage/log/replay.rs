@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(log.len(), file_len(log.path()));
         let mut head = [0u8; 16];
         head.copy_from_slice(&fs::read(log.path()).unwrap()[..16]);
-        assert_eq!(head, *b"KVSTORE\0\x02\0\0\0\0\0\0\0");
+        assert_eq!(head, *b"KVSTORE\0\x03\0\0\0\0\0\0\0");
     }
 
     /// A record framed as a version 1 build framed it, by hand (no deadline field).

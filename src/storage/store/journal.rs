@@ -9,6 +9,7 @@ use hashbrown::HashTable;
 
 use super::expiry::Expiry;
 use super::{Entry, Store};
+use crate::storage::counter::Counter;
 use crate::storage::record::Version;
 
 pub(super) enum Undo {
@@ -21,6 +22,9 @@ pub(super) enum Undo {
     Replaced { idx: u32, prev: Entry, deadline: Option<u64> },
     /// The write appended slot `idx` (always the last one when undone).
     Inserted { idx: u32 },
+    /// The counter state of `key` was `prev` (`None`: none) before a
+    /// counter record changed it.
+    Counter { key: Box<[u8]>, prev: Option<Counter> },
     /// A FLUSHALL replaced the whole keyspace. Boxed: rare, and the
     /// largest variant, whose size every journal entry would take.
     Flushed(Box<Flushed>),
@@ -54,6 +58,7 @@ impl Store {
     pub fn commit(&mut self) {
         self.journal.clear();
         self.scratch.clear();
+        self.sweep_counters();
     }
 
     /// The log could not take the writes applied since the last commit:
@@ -98,6 +103,14 @@ impl Store {
                         self.account_remove(&cur);
                     }
                 }
+                Undo::Counter { key, prev } => match prev {
+                    Some(c) => {
+                        self.counters.insert(key, c);
+                    }
+                    None => {
+                        self.counters.remove(&key);
+                    }
+                },
                 Undo::Flushed(flushed) => {
                     let Flushed { entries, index, expiry, floor, live, data_bytes } = *flushed;
                     self.entries = entries;
