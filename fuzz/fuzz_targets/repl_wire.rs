@@ -54,9 +54,9 @@ fuzz_target!(|data: &[u8]| {
     let mut pos = 0;
     while let Ok(Some((reply, used))) = wire::parse_reply(&data[pos..]) {
         assert!(used >= 1 && used <= data.len() - pos);
-        if let LinkReply::Hello { watermark, node } = reply {
+        if let LinkReply::Hello { watermark, node, epoch, marks } = &reply {
             let mut out = Vec::new();
-            wire::hello_reply(&mut out, watermark, node);
+            wire::hello_reply(&mut out, *watermark, *node, *epoch, marks);
             assert_eq!(wire::parse_reply(&out), Ok(Some((reply, out.len()))));
         }
         pos += used;

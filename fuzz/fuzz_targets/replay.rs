@@ -16,7 +16,9 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use kvstore::storage::log::{AppendLog, FORMAT_VERSION, Fsync, HEADER_LEN, LOG_FILE, LogConfig, LogError, MAGIC};
+use kvstore::storage::log::{
+    AppendLog, DEFAULT_MAX_TORN_TAIL, FORMAT_VERSION, Fsync, HEADER_LEN, LOG_FILE, LogConfig, LogError, MAGIC,
+};
 use kvstore::storage::record::{Op, Record, Version};
 use libfuzzer_sys::fuzz_target;
 
@@ -54,7 +56,13 @@ fuzz_target!(|data: &[u8]| {
         fs::write(dir.join(LOG_FILE), &file).expect("write the log");
         // A small bound, so that declared lengths beyond it are corruption
         // the fuzzer can reach, and larger ones a torn tail.
-        let cfg = LogConfig { dir: dir.clone(), fsync: Fsync::No, truncate_corrupt, max_record: 1 << 16 };
+        let cfg = LogConfig {
+            dir: dir.clone(),
+            fsync: Fsync::No,
+            truncate_corrupt,
+            max_record: 1 << 16,
+            max_torn_tail: DEFAULT_MAX_TORN_TAIL,
+        };
         let (mut log, _, _, got) = match open(&cfg) {
             Ok(opened) => opened,
             Err(e) => {
