@@ -138,7 +138,9 @@ fn a_killed_leader_is_replaced_and_comes_back_to_take_over_with_nothing_lost() {
 #[test]
 fn a_leader_whose_followers_are_paused_acknowledges_no_write() {
     let mut c = Cluster::start(3, &args(&["--request-timeout-ms", "1000"]));
-    let (leader, _) = agreed_leader(&mut c);
+    let ids = by_id(&c);
+    wait_for("the highest id to lead", || agreed_leader(&mut c).0 == ids[0]);
+    let leader = ids[0];
     assert_eq!(c.client(leader).cmd("PUT a 1"), "OK");
     let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     for &f in &followers {
@@ -168,8 +170,10 @@ fn a_leader_whose_followers_are_paused_acknowledges_no_write() {
 #[test]
 fn a_paused_leader_is_replaced_in_a_higher_epoch_and_follows_on_resume() {
     let mut c = Cluster::start(3, BULLY);
+    let ids = by_id(&c);
+    wait_for("the highest id to lead", || agreed_leader(&mut c).0 == ids[0]);
     let (leader, epoch) = agreed_leader(&mut c);
-    let other = (0..3).find(|&i| i != leader).unwrap();
+    let other = ids[2];
     signal(&mut c, leader, "-STOP");
     wait_for("a new leader while the old one is paused", || {
         leader_seen(&c, other).is_some_and(|(p, e)| p != c.ports[leader] && e > epoch)
@@ -225,10 +229,14 @@ fn writes_through_random_nodes_during_leader_kills_lose_nothing_acknowledged() {
 #[test]
 fn follower_writes_refuse_names_the_leader_in_both_protocols() {
     let mut c = Cluster::start(3, &args(&["--follower-writes", "refuse"]));
-    let (leader, _) = agreed_leader(&mut c);
+    // Once the highest id leads (Bully's take-over may follow a first
+    // election), the lowest is a follower for good.
+    let ids = by_id(&c);
+    wait_for("the highest id to lead", || agreed_leader(&mut c).0 == ids[0]);
+    let (leader, f) = (ids[0], ids[2]);
     let addr = format!("127.0.0.1:{}", c.ports[leader]);
-    assert_eq!(c.client(0).cmd("PUT k v"), format!("ERROR NOT_LEADER {addr}"));
-    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}/", c.ports[0])).unwrap().get_connection().unwrap();
+    assert_eq!(c.client(f).cmd("PUT k v"), format!("ERROR NOT_LEADER {addr}"));
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}/", c.ports[f])).unwrap().get_connection().unwrap();
     let e = redis::cmd("SET").arg("k").arg("v").query::<()>(&mut conn).unwrap_err();
     assert!(e.kind() == redis::ErrorKind::ReadOnly && e.to_string().contains(&addr), "{e}");
     // Reads still work on the follower (forwarded: linearizable).
@@ -240,15 +248,17 @@ fn follower_writes_refuse_names_the_leader_in_both_protocols() {
 #[test]
 fn redis_py_works_against_a_follower() {
     let mut c = Cluster::start(3, BULLY);
-    agreed_leader(&mut c);
+    let ids = by_id(&c);
+    wait_for("the highest id to lead", || agreed_leader(&mut c).0 == ids[0]);
     let script = format!(
         "import redis\nr = redis.Redis(port={})\nr.set('py', 'a')\nassert r.get('py') == b'a'\nassert r.incr('n') == 1\n\
          p = r.pipeline(transaction=False)\np.set('x', 1)\np.get('x')\nassert p.execute() == [True, b'1']\nprint('ok')\n",
-        c.ports[0]
+        c.ports[ids[2]]
     );
     let out = Command::new("python3").args(["-c", &script]).output().expect("python3");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(c.client(2).cmd("GET py"), "a");
+    assert_eq!(c.client(ids[0]).cmd("GET py"), "a");
+    assert!(stat(&c, ids[2], "forwarded").parse::<u64>().unwrap() >= 3, "the follower forwarded them");
 }
 
 #[test]
