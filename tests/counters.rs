@@ -83,12 +83,21 @@ fn multi_master_incr_on_three_nodes_at_once_adds_up() {
         wait_value(port, "hits", 10);
     }
     assert_eq!(incr(&mut redis_con(c.ports[0]), "hits"), 11);
+    // An increment answers with what its node holds: node 2 has node 0's
+    // once it shows 11.
+    wait_value(c.ports[2], "hits", 11);
     assert_eq!(incr(&mut redis_con(c.ports[2]), "hits"), 12);
     for &port in &c.ports {
         wait_value(port, "hits", 12);
     }
-    // So does a DEL.
+    // So does a DEL (once it has reached a node, an INCR there starts from
+    // nothing; one made there before it arrived would be on the old base,
+    // and dropped by the reset).
     assert_eq!(c1.cmd("DEL hits"), "OK");
+    for &port in &c.ports {
+        let mut cl = Client::connect(port);
+        wait_for("the DEL everywhere", || cl.cmd("GET hits") == "NOT_FOUND");
+    }
     assert_eq!(incr(&mut redis_con(c.ports[2]), "hits"), 1);
     for &port in &c.ports {
         wait_value(port, "hits", 1);
