@@ -14,7 +14,6 @@ use common::*;
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
 /// Leader mode with timeouts short enough for tests, long enough for a
 /// loaded 2-core machine.
@@ -279,8 +278,7 @@ fn a_full_cluster_restart_keeps_data_and_epochs() {
     }
     // The epoch survives in the data dir.
     let state = std::fs::read_to_string(c.dirs[0].path().join("data").join("election.state")).unwrap();
-    assert!(state.split_whitespace().next().unwrap().parse::<u64>().unwrap() >= epoch2.min(epoch + 1), "{state}");
-    let _ = Duration::ZERO;
+    assert!(state.split_whitespace().next().unwrap().parse::<u64>().unwrap() >= epoch2, "{state}");
 }
 
 #[test]

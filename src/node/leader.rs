@@ -178,6 +178,32 @@ impl Node {
         self.repl.link_of(l).map(|li| self.repl.links[li].name.clone())
     }
 
+    /// What `LEADER` answers (both protocols): `LEADER <id> <host:port>
+    /// EPOCH <n>`, or `LEADER NONE EPOCH <n>`; `None` outside leader mode.
+    pub fn leader_line(&self) -> Option<String> {
+        let e = self.repl.election.as_ref()?;
+        Some(match (e.leader, self.leader_addr()) {
+            (Some(id), Some(addr)) => format!("LEADER {id} {addr} EPOCH {}", e.epoch),
+            _ => format!("LEADER NONE EPOCH {}", e.epoch),
+        })
+    }
+
+    /// A follower's view of its leader, as ROLE and INFO replication show
+    /// it: host and port (empty and "0" while none is known), and whether
+    /// the link to it is up.
+    pub fn leader_link(&self) -> (String, String, bool) {
+        let (host, port) = self
+            .leader_addr()
+            .and_then(|a| a.rsplit_once(':').map(|(h, p)| (h.to_string(), p.to_string())))
+            .unwrap_or_default();
+        let up = self
+            .election()
+            .and_then(|e| e.leader)
+            .and_then(|l| self.repl.link_of(l))
+            .is_some_and(|li| is_live(self.repl.links[li].state));
+        (host, if port.is_empty() { "0".into() } else { port }, up)
+    }
+
     /// Acts on what the election decided (see [`Event`]).
     pub(super) fn election_events(&mut self) {
         let Some(e) = self.repl.election.as_mut() else { return };
@@ -515,7 +541,7 @@ fn forward(cx: &mut Ctx<'_>, dialect: Dialect, addr: &str) -> Flow {
         b'2'
     };
     let link = &mut node.repl.links[li];
-    wire::forward(&mut link.votes.outbox, kind, cx.args.iter(0).collect::<Vec<_>>().into_iter());
+    wire::forward(&mut link.votes.outbox, kind, cx.args.iter(0));
     link.votes.forwards.push_back(id);
     node.stats.forwarded += 1;
     Flow::Block
@@ -564,21 +590,18 @@ pub(crate) fn election_frame(cx: &mut Ctx<'_>, name: &[u8]) -> Option<()> {
         resp::error(cx.out, b"ERR this node is not in leader mode (--election bully)");
         return Some(());
     };
-    let reply = match kind {
-        0 => {
-            let a = e.on_ask(from, epoch, now, electable);
-            ("ELECTION", a.word().to_string())
-        }
+    let (word, value, granted) = match kind {
+        0 => ("ELECTION", e.on_ask(from, epoch, now, electable).word().to_string(), false),
         1 => {
             let granted = e.on_vote(from, epoch, now, electable);
             if granted {
                 log::info!("election: node {} grants its vote to node {from} for epoch {epoch}", e.id());
             }
-            ("VOTE", u8::from(granted).to_string())
+            ("VOTE", u8::from(granted).to_string(), granted)
         }
         _ => {
             e.on_beat(from, epoch, now);
-            ("BEAT", node.repl.watermark(from).to_string())
+            ("BEAT", node.repl.watermark(from).to_string(), false)
         }
     };
     // Persisted before the answer is written (a promise made must survive
@@ -586,13 +609,13 @@ pub(crate) fn election_frame(cx: &mut Ctx<'_>, name: &[u8]) -> Option<()> {
     node.election_events();
     let Some(e) = node.repl.election.as_ref() else { return Some(()) };
     let epoch_now = e.epoch;
-    if kind == 1 && reply.1 == "1" && e.voted_for == Some(from) {
+    if granted && e.voted_for == Some(from) {
         // The catch-up scan the candidate waits for begins after the grant.
         if let Some(li) = node.repl.link_of(from) {
             node.repl.resync(li, now);
         }
     }
-    wire::election_reply(cx.out, reply.0, epoch_now, &reply.1);
+    wire::election_reply(cx.out, word, epoch_now, &value);
     Some(())
 }
 

@@ -222,9 +222,8 @@ impl Node {
     /// confirmed like any of its writes, and its replies (reads that could
     /// show it) wait for that.
     fn adopt(&mut self, rec: &Record<'_>) -> Result<(), Refused> {
-        let value = rec.value.to_vec();
         let client_wrote = self.local_wrote;
-        self.write_record(rec.op, rec.key, &value, rec.deadline)?;
+        self.write_record(rec.op, rec.key, rec.value, rec.deadline)?;
         self.local_wrote = client_wrote;
         self.leader_wrote = self.store.clock();
         self.stats.adopted += 1;

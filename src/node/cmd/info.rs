@@ -280,11 +280,7 @@ fn replication(node: &Node) -> Fields {
     let up: Vec<_> = node.repl.links.iter().filter(|l| is_up(l.state)).collect();
     if let Some(e) = node.election().filter(|e| !e.leading()) {
         // A follower in leader mode: as a Redis replica shows its master.
-        let (host, port) = node
-            .leader_addr()
-            .and_then(|a| a.rsplit_once(':').map(|(h, p)| (h.to_string(), p.to_string())))
-            .unwrap_or(("?".into(), "0".into()));
-        let link_up = e.leader.and_then(|l| node.repl.link_of(l)).is_some_and(|li| is_up(node.repl.links[li].state));
+        let (host, port, link_up) = node.leader_link();
         return vec![
             f("role", "slave"),
             f("master_host", host),

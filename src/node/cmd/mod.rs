@@ -81,7 +81,7 @@ impl<'a> Args<'a> {
         self.buf
     }
     /// The arguments from `from` on.
-    pub fn iter(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn iter(&self, from: usize) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
         let (argv, buf) = (self.argv, self.buf);
         (from..argv.len()).map(move |i| argv.get(buf, i))
     }

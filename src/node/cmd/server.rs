@@ -65,9 +65,7 @@ pub fn role(cx: &mut Ctx<'_>) -> Flow {
     let (node, out) = (&*cx.node, &mut *cx.out);
     if let Some(e) = node.election().filter(|e| !e.leading()) {
         // A follower: as a Redis replica answers, naming its leader.
-        let addr = node.leader_addr().unwrap_or_default();
-        let (host, port) = addr.rsplit_once(':').unwrap_or(("", "0"));
-        let link_up = e.leader.and_then(|l| node.repl.link_of(l)).is_some_and(|li| is_up(node.repl.links[li].state));
+        let (host, port, link_up) = node.leader_link();
         resp::array(out, 5);
         resp::bulk(out, b"slave");
         resp::bulk(out, host.as_bytes());
@@ -103,20 +101,15 @@ pub fn role(cx: &mut Ctx<'_>) -> Flow {
 /// NONE EPOCH <n>` while there is none (leader mode); the same as a simple
 /// string over RESP.
 pub fn leader(cx: &mut Ctx<'_>) -> Flow {
-    let line = match cx.node.election() {
-        None => {
-            let msg = "ERR not in leader mode: every node takes writes (start the nodes with --election bully)";
-            resp::error(cx.out, msg.as_bytes());
-            return Flow::Continue;
-        }
-        Some(e) => match (e.leader, cx.node.leader_addr()) {
-            (Some(id), Some(addr)) => format!("LEADER {id} {addr} EPOCH {}", e.epoch),
-            _ => format!("LEADER NONE EPOCH {}", e.epoch),
-        },
-    };
-    resp::simple(cx.out, line.as_bytes());
+    match cx.node.leader_line() {
+        Some(line) => resp::simple(cx.out, line.as_bytes()),
+        None => resp::error(cx.out, format!("ERR {NOT_LEADER_MODE}").as_bytes()),
+    }
     Flow::Continue
 }
+
+/// What `LEADER` says outside leader mode.
+pub const NOT_LEADER_MODE: &str = "not in leader mode: every node takes writes (start the nodes with --election bully)";
 
 /// Whether a link's peer is connected and past the handshake (its
 /// acknowledgements are current).

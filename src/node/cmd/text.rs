@@ -288,17 +288,9 @@ fn int_line(out: &mut Vec<u8>, r: Result<i64, Failed>) -> Flow {
 
 /// `LEADER` in the text protocol (see [`super::server::leader`]).
 pub fn leader(cx: &mut Ctx<'_>) -> Flow {
-    match cx.node.election() {
-        None => {
-            line(cx.out, b"ERROR not in leader mode: every node takes writes (start the nodes with --election bully)")
-        }
-        Some(e) => {
-            let s = match (e.leader, cx.node.leader_addr()) {
-                (Some(id), Some(addr)) => format!("LEADER {id} {addr} EPOCH {}", e.epoch),
-                _ => format!("LEADER NONE EPOCH {}", e.epoch),
-            };
-            line(cx.out, s.as_bytes());
-        }
+    match cx.node.leader_line() {
+        Some(s) => line(cx.out, s.as_bytes()),
+        None => line(cx.out, format!("ERROR {}", super::server::NOT_LEADER_MODE).as_bytes()),
     }
     Flow::Continue
 }
